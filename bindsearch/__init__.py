@@ -1,0 +1,79 @@
+"""bindsearch: find media by meaning across modalities in one shared embedding space.
+
+    import bindsearch
+
+    with bindsearch.open_library("~/photos-library", create=True) as lib:
+        lib.index(["~/Pictures"])
+        for hit in lib.search([bindsearch.QueryTerm.text("a dog on a beach")], targets=["image"]):
+            print(hit.rank, round(hit.score, 3), hit.path)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .errors import (
+    BindsearchError,
+    LibraryError,
+    LibraryLockedError,
+    MediaError,
+    SpaceError,
+    SpaceMismatchError,
+    UsageError,
+)
+from .indexer import IndexObserver, IndexReport, index_paths
+from .library import FileError, Library, LibraryInfo
+from .modality import Modality
+from .search import Hit, QueryTerm, search
+from .spaces import DEFAULT_SPACE, Encoder, Space, load_space
+
+__version__ = "0.1.0"
+
+
+def open_library(
+    path: str | os.PathLike[str] | None = None,
+    space: str | os.PathLike[str] | dict[str, Any] | Space | None = None,
+    *,
+    create: bool = False,
+) -> Library:
+    """Open (or with ``create=True`` create) a library; see ``Library.open``."""
+    return Library.open(path, space, create=create)
+
+
+def embed(
+    modality: Modality | str,
+    value: Any,
+    space: str | os.PathLike[str] | dict[str, Any] | Space | None = None,
+) -> np.ndarray:
+    """Embed one value (text, or a file path) in a space: a float32 unit vector of shape (dim,)."""
+    return load_space(space).embed(Modality.parse(modality), value)
+
+
+__all__ = [
+    "DEFAULT_SPACE",
+    "BindsearchError",
+    "Encoder",
+    "FileError",
+    "Hit",
+    "IndexObserver",
+    "IndexReport",
+    "Library",
+    "LibraryError",
+    "LibraryInfo",
+    "LibraryLockedError",
+    "MediaError",
+    "Modality",
+    "QueryTerm",
+    "Space",
+    "SpaceError",
+    "SpaceMismatchError",
+    "UsageError",
+    "embed",
+    "index_paths",
+    "load_space",
+    "open_library",
+    "search",
+]

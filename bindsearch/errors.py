@@ -1,0 +1,46 @@
+"""Exceptions with messages a user can act on.
+
+Every error bindsearch raises on purpose derives from BindsearchError; the CLI
+prints its message as one line and exits with the error's ``exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class BindsearchError(Exception):
+    """Base class: a problem the user can fix (bad argument, bad file, missing weights)."""
+
+    exit_code = 2
+
+
+class UsageError(BindsearchError):
+    """An argument or combination of arguments that cannot work."""
+
+
+class SpaceError(BindsearchError):
+    """A space name or space file that cannot be used, or weights that cannot be had."""
+
+
+class SpaceMismatchError(BindsearchError):
+    """A library was opened with a space other than the one it was built with."""
+
+
+class LibraryError(BindsearchError):
+    """A library folder that is missing, unreadable or from an unknown schema."""
+
+
+class LibraryLockedError(LibraryError):
+    """Another process is writing to the library."""
+
+
+class MediaError(BindsearchError):
+    """One input file (or value) that cannot be turned into model input.
+
+    Carries the path and a one-line reason separately, so that an indexing run
+    can record the reason per file and go on.
+    """
+
+    def __init__(self, path: str | None, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}" if path else reason)

@@ -1,0 +1,537 @@
+"""A library: one folder with the SQLite metadata and one FAISS index per modality, bound to a space."""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from ..errors import LibraryError, SpaceMismatchError
+from ..modality import Modality
+from ..paths import default_library_path
+from ..spaces import Space, load_space
+from ..spaces.registry import space_from_spec
+from ..vectors import from_blobs
+from .lock import WriterLock
+from .migrations import migrate
+from .schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, Base, Item, Meta, Vector
+from .vector_index import VectorIndex
+
+if TYPE_CHECKING:
+    from ..indexer import IndexReport
+    from ..search import Hit, QueryTerm
+
+log = logging.getLogger("bindsearch")
+
+DB_FILE = "library.sqlite"
+INDEX_DIR = "index"
+LOCK_FILE = "write.lock"
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file that could not be indexed, and why (one line)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LibraryInfo:
+    """What ``bindsearch info`` shows about a library."""
+
+    path: str
+    space: str
+    fingerprint: str
+    dim: int
+    schema_version: int
+    created_at: float
+    counts: dict[str, int]
+    failed: list[FileError] = field(default_factory=list)
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """An item row as the indexer needs it to decide what changed."""
+
+    id: int
+    path: str
+    modality: Modality
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    status: str
+
+
+class Library:
+    """A searchable collection of embedded media; open it with ``Library.open``.
+
+    SQLite (``library.sqlite``) is the source of truth: one row per item and
+    its vector. Each modality's FAISS index (``index/<modality>-g<N>.faiss``)
+    is a cache of those vectors named after the generation it reflects; one
+    that is missing, stale or corrupt is rebuilt from SQLite on first use.
+    """
+
+    def __init__(self, path: Path, engine: Engine, meta: dict[str, str], space: Space | None) -> None:
+        self.path = path
+        self._engine = engine
+        self._meta = meta
+        self._space = space
+        self._indexes: dict[Modality, VectorIndex] = {}
+
+    # -- opening ----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        space: str | os.PathLike[str] | dict[str, Any] | Space | None = None,
+        *,
+        create: bool = False,
+    ) -> Library:
+        """Open the library at ``path`` (default: ``BINDSEARCH_LIBRARY`` or the user data folder).
+
+        An existing library remembers its space: ``space`` may be omitted, and if
+        given must be the same space, else SpaceMismatchError. With
+        ``create=True`` a missing library is created with ``space`` (default:
+        ``BINDSEARCH_SPACE`` or the built-in default space).
+        """
+        folder = Path(path).expanduser() if path is not None else default_library_path()
+        folder = folder.absolute()
+        db_path = folder / DB_FILE
+        if not db_path.exists():
+            if not create:
+                raise LibraryError(f"no library at {folder} (index some files to create one)")
+            return cls._create(folder, load_space(space))
+        engine = _engine(db_path)
+        try:
+            with engine.begin() as conn:
+                meta = {row.key: row.value for row in conn.execute(select(Meta.key, Meta.value))}
+                found = int(meta.get("schema_version", "0"))
+                if found != SCHEMA_VERSION:
+                    migrate(conn, found, str(folder))
+                    conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+                    meta["schema_version"] = str(SCHEMA_VERSION)
+        except (DatabaseError, OperationalError) as exc:
+            engine.dispose()
+            raise LibraryError(f"{db_path} is not a readable bindsearch library ({_sql_reason(exc)})") from None
+        if "space_spec" not in meta:
+            engine.dispose()
+            raise LibraryError(f"{db_path} is not a bindsearch library (it records no space)")
+        library = cls(folder, engine, meta, None)
+        if space is not None:
+            requested = load_space(space)
+            if requested.fingerprint != meta["space_fingerprint"]:
+                engine.dispose()
+                raise SpaceMismatchError(
+                    f"library {folder} holds vectors of space {meta['space_name']} "
+                    f"(fingerprint {meta['space_fingerprint']}), not of {requested.name} "
+                    f"(fingerprint {requested.fingerprint}); leave out the space to use the library's own, "
+                    "or choose another library"
+                )
+            library._space = requested
+        return library
+
+    @classmethod
+    def _create(cls, folder: Path, space: Space) -> Library:
+        if folder.exists() and not folder.is_dir():
+            raise LibraryError(f"cannot create a library at {folder}: it is a file")
+        if folder.is_dir() and any(folder.iterdir()):
+            raise LibraryError(f"cannot create a library at {folder}: the folder exists and is not a library")
+        spec, fingerprint, dim = space.spec, space.fingerprint, space.dim
+        try:
+            (folder / INDEX_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(f"cannot create a library at {folder}: {exc.strerror or exc}") from None
+        engine = _engine(folder / DB_FILE)
+        meta = {
+            "schema_version": str(SCHEMA_VERSION),
+            "space_spec": json.dumps(spec, sort_keys=True),
+            "space_name": space.name,
+            "space_fingerprint": fingerprint,
+            "dim": str(dim),
+            "created_at": repr(time.time()),
+        }
+        Base.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(Meta.__table__.insert(), [{"key": k, "value": v} for k, v in meta.items()])
+        return cls(folder, engine, meta, space)
+
+    def close(self) -> None:
+        """Release the database connections. The library must not be used afterwards."""
+        self._indexes.clear()
+        self._engine.dispose()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the space --------------------------------------------------------------
+
+    @property
+    def space(self) -> Space:
+        """The space the library was built with (weights still load lazily)."""
+        if self._space is None:
+            self._space = space_from_spec(json.loads(self._meta["space_spec"]), origin=f"library {self.path}")
+        return self._space
+
+    @property
+    def space_name(self) -> str:
+        return self._meta["space_name"]
+
+    @property
+    def fingerprint(self) -> str:
+        return self._meta["space_fingerprint"]
+
+    @property
+    def dim(self) -> int:
+        return int(self._meta["dim"])
+
+    # -- the public operations -----------------------------------------------------
+
+    def index(self, paths: Sequence[str | os.PathLike[str]], **options: Any) -> IndexReport:
+        """Index files and folders; see ``bindsearch.indexer.index_paths`` for the options."""
+        from ..indexer import index_paths
+
+        return index_paths(self, paths, **options)
+
+    def search(
+        self,
+        terms: Sequence[QueryTerm] | np.ndarray,
+        targets: Iterable[Modality | str] | None = None,
+        k: int = 10,
+    ) -> list[Hit]:
+        """Search with query terms (or a ready vector); see ``bindsearch.search.search``."""
+        from ..search import search
+
+        return search(self, terms, targets=targets, k=k)
+
+    def info(self, max_failed: int | None = None) -> LibraryInfo:
+        """Counts per modality, failed files and size on disk."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(Item.modality, func.count()).where(Item.status == STATUS_OK).group_by(Item.modality)
+            ).all()
+            failed_q = select(Item.path, Item.error).where(Item.status == STATUS_FAILED).order_by(Item.path)
+            if max_failed is not None:
+                failed_q = failed_q.limit(max_failed)
+            failed = [FileError(p, e or "") for p, e in conn.execute(failed_q)]
+        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        return LibraryInfo(
+            path=str(self.path),
+            space=self.space_name,
+            fingerprint=self.fingerprint,
+            dim=self.dim,
+            schema_version=int(self._meta["schema_version"]),
+            created_at=float(self._meta["created_at"]),
+            counts={m: n for m, n in sorted(rows)},
+            failed=failed,
+            size_bytes=size,
+        )
+
+    # -- reading ----------------------------------------------------------------
+
+    def counts(self) -> dict[Modality, int]:
+        """Number of embedded items per modality."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(Item.modality, func.count()).where(Item.status == STATUS_OK).group_by(Item.modality)
+            ).all()
+        return {Modality(m): n for m, n in rows}
+
+    def items_under(self, roots: Sequence[str]) -> list[StoredItem]:
+        """Every item whose path is one of ``roots`` or lies in a folder among them."""
+        cols = (Item.id, Item.path, Item.modality, Item.size, Item.mtime_ns, Item.content_hash, Item.status)
+        out: list[StoredItem] = []
+        with self._engine.connect() as conn:
+            for root in roots:
+                prefix = root.rstrip(os.sep) + os.sep
+                # '0' sorts right after '/', so [prefix, root + '0') is exactly "under root".
+                upper = root.rstrip(os.sep) + chr(ord(os.sep) + 1)
+                query = select(*cols).where(
+                    (Item.path == root) | ((Item.path >= prefix) & (Item.path < upper))
+                )
+                for row in conn.execute(query):
+                    out.append(StoredItem(row[0], row[1], Modality(row[2]), row[3], row[4], row[5], row[6]))
+        return out
+
+    def vector_by_hash(self, content_hash: str, modality: Modality) -> tuple[int, np.ndarray] | None:
+        """An embedded item with this content hash and modality, and its vector (for moves and copies)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(Item.id, Vector.data)
+                .join(Vector, Vector.item_id == Item.id)
+                .where(Item.content_hash == content_hash, Item.modality == modality.value, Item.status == STATUS_OK)
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        return row[0], from_blobs([row[1]], self.dim)[0]
+
+    def items(self, ids: Sequence[int]) -> dict[int, tuple[str, Modality]]:
+        """Path and modality of the given item ids."""
+        out: dict[int, tuple[str, Modality]] = {}
+        ids = [int(i) for i in ids]
+        with self._engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                for row in conn.execute(select(Item.id, Item.path, Item.modality).where(Item.id.in_(chunk))):
+                    out[row[0]] = (row[1], Modality(row[2]))
+        return out
+
+    def stored_vectors(self, modality: Modality) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every embedded item of ``modality``, read from SQLite."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(Item.id, Vector.data)
+                .join(Vector, Vector.item_id == Item.id)
+                .where(Item.modality == modality.value, Item.status == STATUS_OK)
+                .order_by(Item.id)
+            ).all()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        return ids, from_blobs([r[1] for r in rows], self.dim)
+
+    def vector_index(self, modality: Modality) -> VectorIndex:
+        """The FAISS index of ``modality``, loaded once; rebuilt from SQLite if stale, missing or corrupt."""
+        if modality not in self._indexes:
+            self._indexes[modality] = self._load_or_rebuild(modality)
+        return self._indexes[modality]
+
+    def _load_or_rebuild(self, modality: Modality) -> VectorIndex:
+        generation, count = self._generation_and_count(modality)
+        path = self._index_file(modality, generation)
+        problem = None
+        if count == 0:
+            return VectorIndex(self.dim)
+        if not os.path.exists(path):
+            problem = "missing or out of date"
+        else:
+            try:
+                index = VectorIndex.load(path, self.dim)
+                if index.size == count:
+                    return index
+                problem = f"holds {index.size} vectors, the library {count}"
+            except ValueError as exc:
+                problem = str(exc)
+        ids, vectors = self.stored_vectors(modality)
+        index = VectorIndex(self.dim)
+        index.add(ids, vectors)
+        log.warning("rebuilt the %s index of library %s from stored vectors (%s; %d items)",
+                    modality.value, self.path, problem, index.size)
+        try:
+            self._save_index(modality, index, generation)
+        except OSError:
+            pass  # a read-only library still answers queries from the rebuilt index in memory
+        return index
+
+    def _generation_and_count(self, modality: Modality) -> tuple[int, int]:
+        with self._engine.connect() as conn:
+            generation = conn.execute(select(Meta.value).where(Meta.key == _generation_key(modality))).scalar()
+            count = conn.execute(
+                select(func.count()).select_from(Item).where(
+                    Item.modality == modality.value, Item.status == STATUS_OK
+                )
+            ).scalar_one()
+        return int(generation or 0), int(count)
+
+    def _index_file(self, modality: Modality, generation: int) -> str:
+        return str(self.path / INDEX_DIR / f"{modality.value}-g{generation}.faiss")
+
+    def _save_index(self, modality: Modality, index: VectorIndex, generation: int) -> None:
+        target = self._index_file(modality, generation)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        index.save(target)
+        for old in glob.glob(str(self.path / INDEX_DIR / f"{modality.value}-g*.faiss")):
+            if old != target:
+                try:
+                    os.unlink(old)
+                except OSError:
+                    pass
+
+    # -- writing ------------------------------------------------------------------
+
+    @contextmanager
+    def writer(self) -> Iterator[LibraryWriter]:
+        """Exclusive write access: a LibraryWriter whose batches commit atomically.
+
+        FAISS indexes are saved when the block ends, however it ends; a process
+        killed before that leaves them stale, and they are rebuilt on next use.
+        """
+        lock = WriterLock(str(self.path / LOCK_FILE), str(self.path))
+        lock.acquire()
+        writer = LibraryWriter(self)
+        try:
+            yield writer
+        finally:
+            try:
+                writer.save_indexes()
+            finally:
+                lock.release()
+
+
+class LibraryWriter:
+    """Stages item changes and commits them in batches (one SQLite transaction each).
+
+    FAISS changes are applied only after the transaction commits, so the
+    in-memory indexes never run ahead of what is durable.
+    """
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self._ops: list[tuple[str, tuple[Any, ...]]] = []
+        self._dirty: set[Modality] = set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._ops)
+
+    def put(self, path: str, modality: Modality, size: int, mtime_ns: int,
+            content_hash: str | None, vector: np.ndarray) -> None:
+        """Insert or replace the item (path, modality) as embedded with ``vector``."""
+        self._ops.append(("put", (path, modality, size, mtime_ns, content_hash, vector, None)))
+
+    def put_failed(self, path: str, modality: Modality, size: int, mtime_ns: int, reason: str) -> None:
+        """Insert or replace the item (path, modality) as failed with ``reason``; drops any vector."""
+        self._ops.append(("put", (path, modality, size, mtime_ns, None, None, reason)))
+
+    def touch(self, item_id: int, size: int, mtime_ns: int) -> None:
+        """Record a new size/mtime for an item whose content did not change."""
+        self._ops.append(("touch", (item_id, size, mtime_ns)))
+
+    def move(self, item_id: int, new_path: str, size: int, mtime_ns: int) -> None:
+        """Give an item a new path (a moved or renamed file): its id and vector stay."""
+        self._ops.append(("move", (item_id, new_path, size, mtime_ns)))
+
+    def remove(self, item_id: int, modality: Modality) -> None:
+        """Delete an item and its vector."""
+        self._ops.append(("remove", (item_id, modality)))
+
+    def commit(self) -> None:
+        """Write every staged change in one transaction, then mirror it in the FAISS indexes."""
+        if not self._ops:
+            return
+        lib = self.library
+        now = time.time()
+        # Load the indexes this batch changes while they still match the saved files.
+        for kind, args in self._ops:
+            if kind in ("put", "remove"):
+                lib.vector_index(args[1])
+        faiss_adds: dict[Modality, list[tuple[int, np.ndarray]]] = {}
+        faiss_removes: dict[Modality, list[int]] = {}
+        touched: set[Modality] = set()
+        with lib._engine.begin() as conn:
+            for kind, args in self._ops:
+                if kind == "put":
+                    path, modality, size, mtime_ns, content_hash, vector, reason = args
+                    old = conn.execute(
+                        select(Item.id, Item.status).where(Item.path == path, Item.modality == modality.value)
+                    ).first()
+                    values = {
+                        "size": size, "mtime_ns": mtime_ns, "content_hash": content_hash,
+                        "status": STATUS_FAILED if reason else STATUS_OK, "error": reason, "indexed_at": now,
+                    }
+                    if old is None:
+                        item_id = conn.execute(
+                            Item.__table__.insert().values(path=path, modality=modality.value, **values)
+                        ).inserted_primary_key[0]
+                    else:
+                        item_id = old[0]
+                        conn.execute(update(Item).where(Item.id == item_id).values(**values))
+                        conn.execute(delete(Vector).where(Vector.item_id == item_id))
+                        if old[1] == STATUS_OK:
+                            faiss_removes.setdefault(modality, []).append(item_id)
+                            touched.add(modality)
+                    if vector is not None:
+                        conn.execute(Vector.__table__.insert().values(item_id=item_id, data=_blob(vector, lib.dim)))
+                        faiss_adds.setdefault(modality, []).append((item_id, vector))
+                        touched.add(modality)
+                elif kind == "touch":
+                    item_id, size, mtime_ns = args
+                    conn.execute(update(Item).where(Item.id == item_id).values(size=size, mtime_ns=mtime_ns))
+                elif kind == "move":
+                    item_id, new_path, size, mtime_ns = args
+                    conn.execute(
+                        update(Item).where(Item.id == item_id).values(path=new_path, size=size, mtime_ns=mtime_ns)
+                    )
+                elif kind == "remove":
+                    item_id, modality = args
+                    status = conn.execute(select(Item.status).where(Item.id == item_id)).scalar()
+                    conn.execute(delete(Vector).where(Vector.item_id == item_id))
+                    conn.execute(delete(Item).where(Item.id == item_id))
+                    if status == STATUS_OK:
+                        faiss_removes.setdefault(modality, []).append(item_id)
+                        touched.add(modality)
+            for modality in touched:
+                _bump_generation(conn, modality)
+        self._ops.clear()
+        for modality in touched:
+            index = lib.vector_index(modality)
+            index.remove(np.array(faiss_removes.get(modality, []), dtype=np.int64))
+            adds = faiss_adds.get(modality, [])
+            if adds:
+                index.add(np.array([i for i, _ in adds]), np.stack([v for _, v in adds]))
+            self._dirty.add(modality)
+
+    def save_indexes(self) -> None:
+        """Write the FAISS index of every modality changed by this writer, named by its generation."""
+        lib = self.library
+        for modality in sorted(self._dirty):
+            generation, _ = lib._generation_and_count(modality)
+            lib._save_index(modality, lib.vector_index(modality), generation)
+        self._dirty.clear()
+
+
+def _bump_generation(conn: Any, modality: Modality) -> None:
+    key = _generation_key(modality)
+    current = conn.execute(select(Meta.value).where(Meta.key == key)).scalar()
+    if current is None:
+        conn.execute(Meta.__table__.insert().values(key=key, value="1"))
+    else:
+        conn.execute(update(Meta).where(Meta.key == key).values(value=str(int(current) + 1)))
+
+
+def _generation_key(modality: Modality) -> str:
+    return f"generation:{modality.value}"
+
+
+def _blob(vector: np.ndarray, dim: int) -> bytes:
+    from ..vectors import to_blob
+
+    return to_blob(vector, dim)
+
+
+def _engine(db_path: Path) -> Engine:
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(str(db_path), timeout=30, check_same_thread=False)
+
+    engine = create_engine("sqlite://", creator=connect)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
+        cur.execute("PRAGMA synchronous=FULL")  # a committed batch survives power loss too
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return engine
+
+
+def _sql_reason(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]

@@ -1,0 +1,30 @@
+"""Bringing a library written by an older bindsearch up to the current schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection
+
+from ..errors import LibraryError
+from .schema import SCHEMA_VERSION
+
+# MIGRATIONS[n] upgrades a library from schema n to n + 1, inside one transaction.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def migrate(conn: Connection, found: int, where: str) -> int:
+    """Run the migrations from ``found`` to SCHEMA_VERSION; returns the new version."""
+    if found > SCHEMA_VERSION:
+        raise LibraryError(
+            f"library {where} has schema {found}, newer than this bindsearch understands ({SCHEMA_VERSION}): "
+            "upgrade bindsearch"
+        )
+    version = found
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise LibraryError(f"library {where} has schema {version}, which cannot be migrated")
+        step(conn)
+        version += 1
+    return version

@@ -1,0 +1,87 @@
+"""The SQLite schema of a library: items, their vectors, and key/value metadata."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Bump when the tables change, and add a step to MIGRATIONS in migrations.py.
+SCHEMA_VERSION = 1
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+class FsPath(TypeDecorator[str]):
+    """A file path stored as the bytes the OS uses.
+
+    File names need not be valid UTF-8 (Python carries the stray bytes as
+    surrogates, which SQLite's TEXT refuses); bytes round-trip every name, and
+    byte order keeps a folder's files in one contiguous range for prefix scans.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> bytes | None:
+        return None if value is None else os.fsencode(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else os.fsdecode(value)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    """Library-wide facts: schema version, the space, per-modality index generations."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Item(Base):
+    """One indexed (file, modality) pair, embedded or failed."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("path", "modality", name="uq_items_path_modality"),
+        Index("ix_items_content_hash", "content_hash"),
+        Index("ix_items_modality_status", "modality", "status"),
+        # AUTOINCREMENT: ids are never reused, so a stale FAISS file can never
+        # point a deleted item's id at a new file.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(FsPath)
+    modality: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    indexed_at: Mapped[float] = mapped_column(Float)
+
+
+class Vector(Base):
+    """An item's unit vector as little-endian float32 bytes: the source every FAISS index is rebuilt from."""
+
+    __tablename__ = "vectors"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,54 @@
+"""Image files to RGB PIL images: any format Pillow reads, EXIF orientation applied."""
+
+from __future__ import annotations
+
+import warnings
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import MediaError
+from ..modality import Modality
+from .common import check_content, os_reason
+
+# Refuse images above this many pixels: a small file can claim a huge canvas
+# ("decompression bomb") and decoding it would exhaust memory.
+MAX_PIXELS = 178_956_970  # 2x Pillow's default warning threshold, Pillow's own hard limit
+
+
+def load_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode an image file into an RGB image (first frame of an animation)."""
+    check_content(path, Modality.IMAGE)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on EXIF oddities and near-bomb sizes
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise MediaError(
+                        path, f"image is too large ({width} x {height} pixels; the limit is {max_pixels:,} pixels)"
+                    )
+                img.seek(0)
+                img.load()
+                return to_rgb(ImageOps.exif_transpose(img))
+    except MediaError:
+        raise
+    except Image.DecompressionBombError:
+        raise MediaError(path, f"image is too large (over {max_pixels:,} pixels)") from None
+    except UnidentifiedImageError:
+        raise MediaError(path, "not an image Pillow can read (unknown or corrupt format)") from None
+    except OSError as exc:
+        if exc.errno is not None:
+            raise MediaError(path, os_reason(exc)) from None
+        raise MediaError(path, f"corrupt or truncated image ({exc})") from None
+    except (ValueError, SyntaxError, EOFError, IndexError) as exc:
+        raise MediaError(path, f"corrupt image ({type(exc).__name__}: {exc})") from None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode (greyscale, palette, alpha, 16-bit) to 8-bit RGB; alpha is dropped."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # Pillow's direct conversion clips 16-bit values; scale to 8 bits first.
+        img = img.point(lambda v: v / 256).convert("L")
+    return img.convert("RGB")

@@ -1,0 +1,117 @@
+"""The encoder interface and the Space that groups a model family's encoders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import UsageError
+from ..modality import Modality
+
+
+class Encoder(ABC):
+    """Turns inputs of one modality into unit vectors of the space.
+
+    Two steps, so that a pipeline can decode in worker processes while the model
+    embeds the previous batch:
+
+    - ``prepare(source)`` reads one input (a file path, or an in-memory value
+      such as a string for text) into model input. Cheap to call, needs no
+      weights, and its result can be pickled. Raises MediaError for bad input.
+    - ``embed_batch(prepared)`` runs the model on a list of prepared inputs and
+      returns a float32 array of shape (n, dim) whose rows have unit length.
+      The model is loaded on first use.
+    """
+
+    modality: Modality
+    dim: int
+
+    @abstractmethod
+    def prepare(self, source: Any) -> Any:
+        """Read one input into model input (see the class docstring)."""
+
+    @abstractmethod
+    def embed_batch(self, prepared: Sequence[Any]) -> np.ndarray:
+        """Embed prepared inputs: returns (n, dim) float32 unit rows."""
+
+    def embed(self, sources: Sequence[Any]) -> np.ndarray:
+        """Prepare and embed several inputs at once."""
+        return self.embed_batch([self.prepare(s) for s in sources])
+
+
+class Space(ABC):
+    """A named set of encoders that share one vector space.
+
+    A space is described by a JSON-able ``spec`` (what a library stores to
+    rebuild it) and identified by a ``fingerprint`` over model kind,
+    architecture, checkpoint identity and dimension. Building a space is cheap:
+    weights load lazily, the first time an encoder embeds something.
+    """
+
+    kind: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def spec(self) -> dict[str, Any]:
+        """The resolved spec (absolute paths, inline configs) a library stores."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """A short human-readable name, e.g. ``openclip:ViT-B-32/laion2b_s34b_b79k``."""
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Length of every vector in this space."""
+
+    @property
+    @abstractmethod
+    def modalities(self) -> frozenset[Modality]:
+        """The modalities this space has encoders for."""
+
+    @abstractmethod
+    def fingerprint_parts(self) -> dict[str, Any]:
+        """What identifies the vectors: model kind, architecture config, checkpoint identity, dim."""
+
+    @abstractmethod
+    def _make_encoder(self, modality: Modality) -> Encoder:
+        """Build the encoder of one supported modality (weights still unloaded)."""
+
+    @property
+    def fingerprint(self) -> str:
+        """A short stable hash of ``fingerprint_parts()``; equal fingerprints mean comparable vectors."""
+        canonical = json.dumps(self.fingerprint_parts(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def encoder(self, modality: Modality | str) -> Encoder:
+        """The encoder for ``modality``; raises UsageError if the space has none."""
+        modality = Modality.parse(modality)
+        if modality not in self.modalities:
+            have = ", ".join(sorted(m.value for m in self.modalities))
+            raise UsageError(f"space {self.name} cannot embed {modality.value} (it embeds: {have})")
+        cache: dict[Modality, Encoder] = self.__dict__.setdefault("_encoders", {})
+        if modality not in cache:
+            cache[modality] = self._make_encoder(modality)
+        return cache[modality]
+
+    def embed(self, modality: Modality | str, value: Any) -> np.ndarray:
+        """Embed one value (a path, or a string for text): returns a (dim,) unit vector."""
+        return self.encoder(modality).embed([value])[0]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} dim={self.dim} fingerprint={self.fingerprint}>"
+
+
+def resolve_relative(value: str, base_dir: Path | None) -> str:
+    """A path from a space file, made absolute against the file's folder."""
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return str(path.resolve())

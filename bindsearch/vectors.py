@@ -1,0 +1,64 @@
+"""Small pure functions over embedding arrays, with shape checks.
+
+Vectors in bindsearch are float32 rows of unit length; every function here
+takes and returns numpy arrays and never touches a model or a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+_EPS = 1e-12
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Return ``x`` (shape (d,) or (n, d)) with every row scaled to unit L2 norm, as float32.
+
+    A zero row stays zero rather than becoming NaN.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"expected a vector or a matrix of row vectors, got shape {x.shape}")
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norms, _EPS)).astype(np.float32, copy=False)
+
+
+def combine(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """Weighted sum of individually normalised vectors, normalised again: shape (d,).
+
+    Each term is normalised first so that no modality's scale drowns the others,
+    and the sum is normalised so that scores stay cosine similarities.
+    """
+    if len(vectors) == 0:
+        raise ValueError("combine() needs at least one vector")
+    if len(vectors) != len(weights):
+        raise ValueError(f"{len(vectors)} vectors but {len(weights)} weights")
+    dims = {np.asarray(v).size for v in vectors}
+    if len(dims) != 1:
+        raise ValueError(f"vectors of different sizes cannot be combined: {sorted(dims)}")
+    stacked = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors])
+    w = np.asarray(weights, dtype=np.float32).reshape(-1, 1)
+    total = (l2_normalize(stacked) * w).sum(axis=0)
+    if float(np.linalg.norm(total)) < 1e-6:
+        raise ValueError("the weighted query terms cancel out to a zero vector")
+    return l2_normalize(total)
+
+
+def to_blob(vector: np.ndarray, dim: int) -> bytes:
+    """Serialise one vector of ``dim`` floats as little-endian float32 bytes."""
+    v = np.asarray(vector, dtype="<f4").reshape(-1)
+    if v.size != dim:
+        raise ValueError(f"vector has {v.size} values, expected {dim}")
+    return v.tobytes()
+
+
+def from_blobs(blobs: Sequence[bytes], dim: int) -> np.ndarray:
+    """Deserialise stored vectors into an (n, dim) float32 array."""
+    if not blobs:
+        return np.zeros((0, dim), dtype=np.float32)
+    flat = np.frombuffer(b"".join(blobs), dtype="<f4")
+    if flat.size != len(blobs) * dim:
+        raise ValueError(f"stored vectors do not have {dim} values each")
+    return flat.reshape(len(blobs), dim).astype(np.float32)

@@ -1,0 +1,50 @@
+"""The ``bindsearch`` command: index, query, embed, info."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from bindsearch import __version__
+
+from . import embed as embed_cmd
+from . import index as index_cmd
+from . import info as info_cmd
+from . import query as query_cmd
+from .console import setup_logging
+
+app = typer.Typer(
+    name="bindsearch",
+    help="Find media by meaning across modalities: index files, then query with text, images and more.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"bindsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
+) -> None:
+    setup_logging()
+
+
+app.command("index")(index_cmd.index)
+app.command("query")(query_cmd.query)
+app.command("embed")(embed_cmd.embed)
+app.command("info")(info_cmd.info)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,81 @@
+"""Output streams, error handling and log display shared by every command."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from bindsearch.errors import BindsearchError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_FAILED_FILES = 3
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on stderr; returns the Exit to raise."""
+    err.print(f"[bold red]error:[/] {_escape(message)}")
+    return typer.Exit(code)
+
+
+def handles_errors(command: F) -> F:
+    """Turn every exception a command lets out into one line on stderr and an exit status."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except BindsearchError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            if os.environ.get("BINDSEARCH_DEBUG"):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise fail(
+                f"unexpected {type(exc).__name__}{': ' + first if first else ''} "
+                "(set BINDSEARCH_DEBUG=1 to see where)",
+                1,
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _StderrHandler(logging.Handler):
+    """bindsearch's log warnings (random weights, rebuilt indexes) as one yellow line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "warning" if record.levelno >= logging.WARNING else "note"
+        err.print(f"[yellow]{level}:[/] {_escape(record.getMessage())}")
+
+
+def setup_logging() -> None:
+    logger = logging.getLogger("bindsearch")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

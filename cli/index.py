@@ -1,0 +1,66 @@
+"""``bindsearch index PATH...``"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+import bindsearch
+from bindsearch.indexer import IndexObserver
+from bindsearch.paths import display_path
+
+from .console import EXIT_FAILED_FILES, EXIT_INTERRUPTED, err, handles_errors
+from .options import JsonOption, LibraryOption, SpaceOption
+from .progress import RichIndexProgress
+from .render import index_summary, print_json
+
+_SHOWN_ERRORS = 5
+
+
+@handles_errors
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to index (folders recursively).")],
+    library: LibraryOption = None,
+    space: SpaceOption = None,
+    modality: Annotated[
+        Optional[str], typer.Option("--modality", "-m", help="Treat every file found as this modality.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Files per model call.", min=1)] = 32,
+    errors: Annotated[bool, typer.Option("--errors", "-e", help="List every failed file with its reason.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Index media files into the library: new and changed files are embedded, missing ones removed.
+
+    Exit status: 0 when every file was indexed, 3 when some failed, 2 for bad
+    arguments or an unusable library or space.
+    """
+    with bindsearch.open_library(library, space, create=True) as lib:
+        show_progress = err.is_terminal and not as_json
+        observer: IndexObserver = RichIndexProgress() if show_progress else IndexObserver()
+        if isinstance(observer, RichIndexProgress):
+            with observer:
+                report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size)
+        else:
+            report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size)
+    if as_json:
+        print_json(report)
+    else:
+        err.print(index_summary(report), highlight=False)
+        shown = report.errors if errors else report.errors[:_SHOWN_ERRORS]
+        for e in shown:
+            err.print(f"  [red]failed[/] {_esc(display_path(e.path))}: {_esc(e.reason)}")
+        if len(shown) < len(report.errors):
+            err.print(f"  ... and {len(report.errors) - len(shown)} more (--errors lists them all)")
+    if report.interrupted:
+        err.print("[yellow]interrupted:[/] what was done is saved; run the same command again to finish")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if report.failed:
+        raise typer.Exit(EXIT_FAILED_FILES)
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,92 @@
+"""Tables and JSON for the API's dataclasses. JSON is ``asdict`` of the same objects the API returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from bindsearch.indexer import IndexReport
+from bindsearch.library import LibraryInfo
+from bindsearch.paths import display_path
+from bindsearch.search import Hit
+
+from .console import out, stdout_is_terminal
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, enums and paths to plain JSON values (undecodable file-name bytes shown as U+FFFD)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, str):
+        return display_path(obj)
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=None))
+
+
+def print_hits(hits: list[Hit]) -> None:
+    if not stdout_is_terminal():
+        for h in hits:
+            print(f"{h.rank}\t{h.score:.4f}\t{h.modality.value}\t{display_path(h.path)}")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("modality")
+    table.add_column("path", overflow="fold")
+    for h in hits:
+        table.add_row(str(h.rank), f"{h.score:.4f}", h.modality.value, display_path(h.path))
+    out.print(table)
+
+
+def index_summary(report: IndexReport) -> str:
+    parts = [
+        f"added {report.added}",
+        f"updated {report.updated}",
+        f"unchanged {report.unchanged}",
+        f"moved {report.moved}",
+        f"removed {report.removed}",
+        f"failed {report.failed}",
+    ]
+    if report.skipped:
+        parts.append(f"skipped {report.skipped} (no encoder in this space)")
+    return ", ".join(parts) + f" in {report.seconds:.1f} s"
+
+
+def print_info(info: LibraryInfo) -> None:
+    table = Table(show_header=False, show_edge=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("library", display_path(info.path))
+    table.add_row("space", f"{info.space} (fingerprint {info.fingerprint}, {info.dim} dims)")
+    total = sum(info.counts.values())
+    per = ", ".join(f"{m} {n}" for m, n in info.counts.items()) or "none"
+    table.add_row("items", f"{total} ({per})")
+    table.add_row("failed", str(len(info.failed)))
+    table.add_row("size", _human_bytes(info.size_bytes))
+    table.add_row("schema", str(info.schema_version))
+    out.print(table)
+    for f in info.failed:
+        out.print(f"  [red]failed[/] {escape(display_path(f.path))}: {escape(f.reason)}")
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

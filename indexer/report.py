@@ -1,0 +1,48 @@
+"""What an indexing run did, and the hooks a front end uses to show its progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bindsearch.library import FileError
+
+
+@dataclass
+class IndexReport:
+    """Counts of an indexing run. ``errors`` holds one line per failed file.
+
+    added: new items embedded (or copied from an identical file); updated:
+    items whose file changed and were embedded again; unchanged: same size
+    and mtime (or same content); moved: files found under a new path whose
+    vector was kept; removed: items whose file is gone; failed: files that
+    could not be indexed; skipped: media the space has no encoder for.
+    """
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    removed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    errors: list[FileError] = field(default_factory=list)
+
+    def fail(self, path: str, reason: str) -> None:
+        self.failed += 1
+        self.errors.append(FileError(path, reason))
+
+
+class IndexObserver:
+    """Receives progress events from ``index_paths``; every method is optional (no-op here)."""
+
+    def phase(self, name: str) -> None:
+        """The run entered a phase: "scanning", "loading model", "embedding", "saving"."""
+
+    def started(self, total: int) -> None:
+        """``total`` files are new or changed and will be read."""
+
+    def advanced(self, n: int = 1) -> None:
+        """``n`` more of those files are done (embedded, reused or failed)."""

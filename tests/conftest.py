@@ -1,0 +1,54 @@
+"""Shared fixtures: a tiny deterministic OpenCLIP space (random weights, no download) and media made on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import bindsearch
+
+from helpers import TINY_SPACE_FILE, draw_image
+
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never touch the user's real library or cache, and never wait on the network.
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("BINDSEARCH_LIBRARY", str(home / "default-library"))
+    monkeypatch.setenv("BINDSEARCH_CACHE", str(home / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("BINDSEARCH_SPACE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_space_file() -> Path:
+    return TINY_SPACE_FILE
+
+
+@pytest.fixture(scope="session")
+def tiny_space(tiny_space_file: Path) -> bindsearch.Space:
+    """One Space object for the whole session, so its model is built once."""
+    return bindsearch.load_space(tiny_space_file)
+
+
+@pytest.fixture
+def library(tmp_path: Path, tiny_space: bindsearch.Space) -> bindsearch.Library:
+    lib = bindsearch.open_library(tmp_path / "lib", tiny_space, create=True)
+    yield lib
+    lib.close()
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Path:
+    """A small folder: four images in two formats, a subfolder, and two text notes."""
+    root = tmp_path / "media"
+    for i, name in enumerate(["a.png", "b.jpg", "sub/c.png", "sub/d.jpg"]):
+        draw_image(root / name, seed=i)
+    (root / "notes").mkdir()
+    (root / "notes" / "dog.txt").write_text("a dog running on the beach\n")
+    (root / "notes" / "car.md").write_text("# Cars\n\na red car parked on a street\n")
+    return root
+
+

@@ -1,0 +1,27 @@
+"""The example script and the README's Python snippet run as written."""
+
+import re
+import subprocess
+import sys
+
+from helpers import REPO
+
+
+def test_example_script_runs_offline():
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "search_photos.py")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "indexed 7 files (0 failed)" in result.stdout
+    lines = result.stdout.splitlines()
+    first_image_hit = lines[lines.index("image -> anything:") + 1]
+    assert "1.000" in first_image_hit and "cat.jpg" in first_image_hit
+
+
+def test_readme_python_snippet_runs(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    [snippet] = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    snippet = snippet.replace('"/tmp/demo"', repr(str(tmp_path / "demo")))
+    result = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=REPO,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "coffee.jpg" in result.stdout.splitlines()[-1]

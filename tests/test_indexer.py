@@ -1,0 +1,239 @@
+"""Indexing: incremental mark and sweep, moves and copies, bad files, odd folders."""
+
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+import bindsearch
+from bindsearch.errors import UsageError
+from bindsearch.modality import Modality
+
+from helpers import draw_image, running_as_root
+
+
+def stored(lib, modality=Modality.IMAGE):
+    ids, vectors = lib.stored_vectors(modality)
+    paths = lib.items(ids)
+    return {paths[i][0]: (int(i), v) for i, v in zip(ids, vectors)}
+
+
+def test_first_run_indexes_images_and_text(library, media):
+    report = library.index([media])
+    assert (report.added, report.failed, report.embedded) == (6, 0, 6)
+    assert library.counts() == {Modality.IMAGE: 4, Modality.TEXT: 2}
+    # Stored vectors are what the encoder gives for the file.
+    vec = library.space.embed("image", media / "sub" / "c.png")
+    np.testing.assert_allclose(stored(library)[str(media / "sub" / "c.png")][1], vec, atol=1e-6)
+
+
+def test_query_by_an_indexed_image_finds_it_first(library, media):
+    library.index([media])
+    hits = library.search([bindsearch.QueryTerm.file("image", media / "b.jpg")], targets=["image"])
+    assert hits[0].path == str(media / "b.jpg")
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert len(hits) == 4
+
+
+def test_second_run_is_stat_only_and_loads_no_model(tmp_path, tiny_space_file, media):
+    with bindsearch.open_library(tmp_path / "lib", tiny_space_file, create=True) as lib:
+        lib.index([media])
+    with bindsearch.open_library(tmp_path / "lib") as lib:
+        report = lib.index([media])
+        assert (report.unchanged, report.added, report.updated, report.embedded) == (6, 0, 0, 0)
+        assert lib.space._model is None
+
+
+def test_changed_file_is_embedded_again_with_the_same_id(library, media):
+    library.index([media])
+    before = stored(library)[str(media / "a.png")]
+    draw_image(media / "a.png", seed=99)
+    report = library.index([media])
+    assert (report.updated, report.unchanged, report.embedded) == (1, 5, 1)
+    after = stored(library)[str(media / "a.png")]
+    assert after[0] == before[0]
+    assert not np.allclose(after[1], before[1])
+    assert library.search(after[1], targets=["image"], k=1)[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_touched_file_with_same_content_is_not_embedded(library, media):
+    library.index([media])
+    later = time.time() + 100
+    os.utime(media / "a.png", (later, later))
+    report = library.index([media])
+    assert (report.unchanged, report.embedded, report.updated) == (6, 0, 0)
+    assert library.index([media]).unchanged == 6  # new mtime recorded: a stat is enough now
+
+
+def test_moved_file_keeps_its_id_and_vector(library, media):
+    library.index([media])
+    before = stored(library)[str(media / "sub" / "d.jpg")]
+    (media / "moved").mkdir()
+    shutil.move(media / "sub" / "d.jpg", media / "moved" / "renamed.jpg")
+    report = library.index([media])
+    assert (report.moved, report.removed, report.added, report.embedded) == (1, 0, 0, 0)
+    after = stored(library)
+    assert str(media / "sub" / "d.jpg") not in after
+    assert after[str(media / "moved" / "renamed.jpg")][0] == before[0]
+    hits = library.search(before[1], targets=["image"], k=1)
+    assert hits[0].path == str(media / "moved" / "renamed.jpg")
+
+
+def test_copied_file_reuses_the_vector_without_embedding(library, media):
+    library.index([media])
+    shutil.copy(media / "a.png", media / "copy-of-a.png")
+    report = library.index([media])
+    assert (report.added, report.embedded) == (1, 0)
+    vectors = stored(library)
+    np.testing.assert_array_equal(vectors[str(media / "copy-of-a.png")][1], vectors[str(media / "a.png")][1])
+
+
+def test_deleted_file_is_removed_from_index_and_metadata(library, media):
+    library.index([media])
+    (media / "b.jpg").unlink()
+    report = library.index([media])
+    assert (report.removed, report.unchanged) == (1, 5)
+    assert str(media / "b.jpg") not in stored(library)
+    paths = [h.path for h in library.search([bindsearch.QueryTerm.text("anything")], k=50)]
+    assert str(media / "b.jpg") not in paths and len(paths) == 5
+    assert library.vector_index(Modality.IMAGE).size == 3
+
+
+def test_indexing_one_folder_leaves_other_folders_alone(library, tmp_path):
+    draw_image(tmp_path / "one" / "x.png", 1)
+    draw_image(tmp_path / "two" / "y.png", 2)
+    draw_image(tmp_path / "one-more" / "z.png", 3)  # shares a name prefix with "one"
+    library.index([tmp_path / "one", tmp_path / "two", tmp_path / "one-more"])
+    (tmp_path / "two" / "y.png").unlink()
+    report = library.index([tmp_path / "one"])
+    assert (report.unchanged, report.removed) == (1, 0)
+    assert library.counts()[Modality.IMAGE] == 3
+
+
+def test_bad_files_are_recorded_and_the_run_goes_on(library, media):
+    (media / "empty.jpg").write_bytes(b"")
+    (media / "notes.jpg").write_text("this is a text file with an image name\n")
+    good = (media / "a.png").read_bytes()
+    (media / "truncated.png").write_bytes(good[: len(good) // 3])
+    jpeg = (media / "b.jpg").read_bytes()
+    (media / "truncated.jpg").write_bytes(jpeg[:200])
+    (media / "folder.jpg").mkdir()  # a directory with an image name: walked, not read
+    draw_image(media / "folder.jpg" / "inside.png", seed=5)
+    report = library.index([media])
+    reasons = {os.path.basename(e.path): e.reason for e in report.errors}
+    assert set(reasons) == {"empty.jpg", "notes.jpg", "truncated.png", "truncated.jpg"}
+    assert reasons["empty.jpg"] == "empty file (0 bytes)"
+    assert "plain text, not image" in reasons["notes.jpg"]
+    assert "truncated" in reasons["truncated.png"] or "corrupt" in reasons["truncated.png"]
+    assert all("\n" not in r for r in reasons.values())
+    assert report.failed == 4 and report.added == 7
+    info = library.info()
+    assert {os.path.basename(f.path) for f in info.failed} == set(reasons)
+
+
+def test_failed_file_is_retried_and_recovers(library, media):
+    (media / "later.png").write_bytes(b"")
+    assert library.index([media]).failed == 1
+    assert library.index([media]).failed == 1  # still bad: reported again
+    draw_image(media / "later.png", seed=42)
+    report = library.index([media])
+    assert (report.failed, report.added) == (0, 1)
+    assert library.info().failed == []
+
+
+def test_file_that_goes_bad_loses_its_vector(library, media):
+    library.index([media])
+    (media / "a.png").write_bytes(b"broken")
+    report = library.index([media])
+    assert report.failed == 1
+    assert str(media / "a.png") not in stored(library)
+    assert library.vector_index(Modality.IMAGE).size == 3
+
+
+def test_hidden_files_and_the_library_folder_are_skipped(tiny_space, media):
+    draw_image(media / ".hidden.png", 1)
+    draw_image(media / ".cache" / "thumb.png", 2)
+    with bindsearch.open_library(media / "the-library", tiny_space, create=True) as lib:
+        report = lib.index([media])
+        assert report.added == 6
+        assert report.failed == 0
+
+
+def test_symlink_loops_and_dangling_links(library, media):
+    os.symlink(media, media / "sub" / "loop")
+    os.symlink(media / "nowhere.png", media / "dangling.png")
+    report = library.index([media])
+    assert report.added == 6  # the loop did not index anything twice
+    assert [(os.path.basename(e.path), e.reason) for e in report.errors] == [
+        ("dangling.png", "broken symbolic link (its target does not exist)")
+    ]
+
+
+def test_non_utf8_file_names(library, tmp_path):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9-\xff.png")  # Latin-1 bytes, not valid UTF-8
+    draw_image(folder / name, seed=8)
+    assert library.index([folder]).added == 1
+    hits = library.search([bindsearch.QueryTerm.file("image", folder / name)], targets=["image"])
+    assert hits[0].path == str(folder / name)
+    assert library.index([folder]).unchanged == 1
+
+
+@pytest.mark.skipif(running_as_root(), reason="root reads files whatever their permissions")
+def test_unreadable_file_and_folder(library, media):
+    library.index([media])
+    os.chmod(media / "a.png", 0)
+    os.chmod(media / "sub", 0)
+    try:
+        report = library.index([media])
+    finally:
+        os.chmod(media / "a.png", 0o644)
+        os.chmod(media / "sub", 0o755)
+    reasons = {os.path.basename(e.path): e.reason for e in report.errors}
+    assert reasons["sub"].endswith("permission denied")
+    # What the library holds under the unreadable folder is kept.
+    assert str(media / "sub" / "c.png") in stored(library)
+
+
+def test_forced_modality(library, tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "readme.rst").write_text("a dog barking")
+    report = library.index([tmp_path / "logs"], modality="text")
+    assert report.added == 1
+    with pytest.raises(UsageError, match="cannot embed audio"):
+        library.index([tmp_path / "logs"], modality="audio")
+
+
+def test_media_the_space_cannot_embed_is_skipped_not_failed(library, tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "song.wav").write_bytes(b"RIFF....WAVE")
+    draw_image(tmp_path / "m" / "x.png", 1)
+    report = library.index([tmp_path / "m"])
+    assert (report.added, report.skipped, report.failed) == (1, 1, 0)
+
+
+def test_missing_path_is_a_usage_error(library, tmp_path):
+    with pytest.raises(UsageError, match="no such file or folder"):
+        library.index([tmp_path / "nope"])
+
+
+def test_a_single_file_can_be_indexed(library, media):
+    report = library.index([media / "a.png"])
+    assert report.added == 1
+    (media / "a.png").unlink()
+    draw_image(media / "a.png", seed=50)
+    assert library.index([media / "a.png"]).updated == 1
+
+
+def test_batches_of_one_give_the_same_vectors(tmp_path, tiny_space, media):
+    with bindsearch.open_library(tmp_path / "l1", tiny_space, create=True) as one, \
+            bindsearch.open_library(tmp_path / "l2", tiny_space, create=True) as many:
+        one.index([media], batch_size=1)
+        many.index([media], batch_size=64)
+        a, b = stored(one), stored(many)
+        assert a.keys() == b.keys()
+        for path in a:
+            np.testing.assert_allclose(a[path][1], b[path][1], atol=1e-5)

@@ -1,0 +1,157 @@
+"""Library storage: creation, the space it remembers, FAISS files rebuilt from SQLite, search vs brute force."""
+
+import logging
+import sqlite3
+
+import numpy as np
+import pytest
+
+import bindsearch
+from bindsearch.errors import LibraryError, LibraryLockedError, SpaceMismatchError
+from bindsearch.library.schema import SCHEMA_VERSION
+from bindsearch.modality import Modality
+from bindsearch.vectors import l2_normalize
+
+from helpers import write_space
+
+
+def test_create_then_reopen_without_naming_the_space(tmp_path, tiny_space):
+    bindsearch.open_library(tmp_path / "lib", tiny_space, create=True).close()
+    with bindsearch.open_library(tmp_path / "lib") as lib:
+        assert lib.fingerprint == tiny_space.fingerprint
+        assert lib.space.spec == tiny_space.spec  # rebuilt from what the library stored
+        assert lib.dim == 64
+        info = lib.info()
+    assert info.schema_version == SCHEMA_VERSION
+    assert info.counts == {}
+    assert info.size_bytes > 0
+
+
+def test_opening_with_another_space_is_refused_and_names_the_held_one(tmp_path, tiny_space):
+    bindsearch.open_library(tmp_path / "lib", tiny_space, create=True).close()
+    other = write_space(tmp_path / "other.json", seed=7)
+    with pytest.raises(SpaceMismatchError) as info:
+        bindsearch.open_library(tmp_path / "lib", other)
+    assert "openclip:inline-config/random(seed=0)" in str(info.value)
+    assert tiny_space.fingerprint in str(info.value)
+    # The same space given again is fine.
+    bindsearch.open_library(tmp_path / "lib", tiny_space).close()
+
+
+def test_missing_library_is_an_error_unless_creating(tmp_path):
+    with pytest.raises(LibraryError, match="no library at"):
+        bindsearch.open_library(tmp_path / "nothing")
+
+
+def test_refuses_to_create_inside_a_folder_with_other_files(tmp_path, tiny_space):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "x.jpg").write_bytes(b"x")
+    with pytest.raises(LibraryError, match="exists and is not a library"):
+        bindsearch.open_library(tmp_path / "photos", tiny_space, create=True)
+
+
+def test_corrupt_database_is_a_clear_error(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "library.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(LibraryError, match="not a readable bindsearch library"):
+        bindsearch.open_library(tmp_path / "lib")
+
+
+def test_newer_schema_is_refused(tmp_path, tiny_space):
+    bindsearch.open_library(tmp_path / "lib", tiny_space, create=True).close()
+    with sqlite3.connect(tmp_path / "lib" / "library.sqlite") as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(LibraryError, match="schema 99, newer"):
+        bindsearch.open_library(tmp_path / "lib")
+
+
+def _add_random(lib, modality, n, seed):
+    rng = np.random.default_rng(seed)
+    vectors = l2_normalize(rng.normal(size=(n, lib.dim)))
+    with lib.writer() as w:
+        for i, v in enumerate(vectors):
+            w.put(f"/data/{modality.value}/{seed}-{i}", modality, 1, 1, f"h{seed}-{i}", v)
+        w.commit()
+    return vectors
+
+
+def test_faiss_search_matches_brute_force(library):
+    vectors = _add_random(library, Modality.IMAGE, 300, seed=0)
+    ids, stored = library.stored_vectors(Modality.IMAGE)
+    np.testing.assert_array_equal(stored, vectors)
+    queries = l2_normalize(np.random.default_rng(1).normal(size=(5, library.dim)))
+    for q in queries:
+        hits = library.search(q, targets=["image"], k=10)
+        reference = np.argsort(-(vectors @ q), kind="stable")[:10]
+        assert [h.id for h in hits] == [int(ids[i]) for i in reference]
+        np.testing.assert_allclose([h.score for h in hits], (vectors @ q)[reference], rtol=1e-5, atol=1e-6)
+        assert [h.rank for h in hits] == list(range(1, 11))
+
+
+def test_search_merges_modalities_by_score(library):
+    image = _add_random(library, Modality.IMAGE, 20, seed=2)
+    text = _add_random(library, Modality.TEXT, 20, seed=3)
+    q = l2_normalize(image[0] + text[0])
+    hits = library.search(q, k=5)
+    everything = np.concatenate([image @ q, text @ q])
+    np.testing.assert_allclose([h.score for h in hits], np.sort(everything)[::-1][:5], rtol=1e-5)
+    assert {h.modality for h in hits} == {Modality.IMAGE, Modality.TEXT}
+    only_text = library.search(q, targets=["text"], k=5)
+    assert {h.modality for h in only_text} == {Modality.TEXT}
+
+
+def _reopen(lib):
+    path = lib.path
+    lib.close()
+    return bindsearch.open_library(path)
+
+
+def test_deleted_index_file_is_rebuilt_with_a_notice(library, caplog):
+    vectors = _add_random(library, Modality.IMAGE, 50, seed=4)
+    files = list((library.path / "index").glob("image-g*.faiss"))
+    assert len(files) == 1
+    files[0].unlink()
+    lib = _reopen(library)
+    with caplog.at_level(logging.WARNING, logger="bindsearch"):
+        hits = lib.search(vectors[7], targets=["image"], k=1)
+    assert "rebuilt the image index" in caplog.text
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(list((lib.path / "index").glob("image-g*.faiss"))) == 1  # written back
+    lib.close()
+
+
+def test_corrupt_index_file_is_rebuilt(library, caplog):
+    vectors = _add_random(library, Modality.IMAGE, 50, seed=5)
+    [path] = (library.path / "index").glob("image-g*.faiss")
+    path.write_bytes(b"garbage")
+    lib = _reopen(library)
+    with caplog.at_level(logging.WARNING, logger="bindsearch"):
+        assert lib.search(vectors[3], targets=["image"], k=1)[0].score == pytest.approx(1.0, abs=1e-5)
+    assert "rebuilt" in caplog.text
+    lib.close()
+
+
+def test_index_left_behind_by_an_unsaved_commit_is_rebuilt(library):
+    _add_random(library, Modality.IMAGE, 10, seed=6)
+    # A commit without the writer's closing save: what a killed run leaves.
+    rng = np.random.default_rng(7)
+    extra = l2_normalize(rng.normal(size=library.dim))
+    writer = bindsearch.library.LibraryWriter(library)
+    writer.put("/data/extra", Modality.IMAGE, 1, 1, "extra", extra)
+    writer.commit()
+    lib = _reopen(library)
+    hits = lib.search(extra, targets=["image"], k=1)
+    assert hits[0].path == "/data/extra"
+    assert lib.vector_index(Modality.IMAGE).size == 11
+    lib.close()
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(library):
+    with library.writer():
+        other = bindsearch.open_library(library.path)
+        with pytest.raises(LibraryLockedError, match=r"being written by another bindsearch process \(pid \d+"):
+            with other.writer():
+                pass
+        other.close()
+    with library.writer():  # released
+        pass

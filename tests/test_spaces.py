@@ -1,0 +1,158 @@
+"""Spaces: names, space files, determinism, checkpoints and what happens without a network."""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import bindsearch
+from bindsearch.errors import MediaError, SpaceError, UsageError
+from bindsearch.modality import Modality
+from bindsearch.spaces.openclip import OpenClipSpace
+
+from helpers import draw_image, write_space
+
+
+def test_builtin_name_parses_without_loading_anything():
+    space = bindsearch.load_space("openclip:ViT-B-32/laion2b_s34b_b79k")
+    assert isinstance(space, OpenClipSpace)
+    assert space.spec == {"model": "openclip", "arch": "ViT-B-32", "pretrained": "laion2b_s34b_b79k"}
+    assert space.dim == 512
+    assert space._model is None
+
+
+@pytest.mark.parametrize("name", ["openclip:ViT-B-32", "openclip:/tag", "nonsense-space"])
+def test_bad_names_are_refused_with_the_forms_we_accept(name):
+    with pytest.raises(SpaceError, match="openclip:ARCH/TAG"):
+        bindsearch.load_space(name)
+
+
+def test_unknown_architecture_suggests_close_names():
+    with pytest.raises(SpaceError, match="unknown OpenCLIP architecture 'ViT-B-3'.*ViT-B-32"):
+        _ = bindsearch.load_space("openclip:ViT-B-3/foo").dim
+
+
+def test_unknown_tag_lists_known_tags(tmp_path):
+    space = bindsearch.load_space("openclip:ViT-B-32/no-such-tag")
+    with pytest.raises(SpaceError, match="neither a checkpoint file nor an OpenCLIP tag.*laion2b_s34b_b79k"):
+        space.embed("text", "hello")
+
+
+def test_download_failure_is_one_actionable_error(tmp_path):
+    # HF_HUB_OFFLINE is set for the tests: the download fails as it would with no network.
+    space = bindsearch.load_space("openclip:ViT-B-32/laion2b_s34b_b79k")
+    with pytest.raises(SpaceError) as info:
+        space.embed("text", "a dog")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in message
+    assert '"pretrained": "/path/to/checkpoint"' in message
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"model": "nope"}', '"model" must be one of'),
+        ('{"model": "openclip", "pretrained": null}', '"arch"'),
+        ('{"model": "openclip", "arch": "ViT-B-32"}', '"pretrained"'),
+        ('{"model": "openclip", "arch": "ViT-B-32", "pretrained": null, "colour": 1}', "unknown field"),
+        ('{"model": "openclip", "arch": {"embed_dim": 8}, "pretrained": null}', "vision_cfg"),
+        ('{"model": "openclip", "arch": {"embed_dim": 8, "vision_cfg": {}, "text_cfg": {}}, "pretrained": "tag"}',
+         "needs a named architecture"),
+    ],
+)
+def test_bad_space_files_are_refused(tmp_path, content, message):
+    path = tmp_path / "space.json"
+    path.write_text(content)
+    with pytest.raises(SpaceError, match=message):
+        bindsearch.load_space(path)
+
+
+def test_missing_space_file():
+    with pytest.raises(SpaceError, match="space file not found"):
+        bindsearch.load_space("does/not/exist.json")
+
+
+def test_random_space_is_deterministic_and_warns(tmp_path, tiny_space_file, caplog):
+    image = draw_image(tmp_path / "x.png", seed=3)
+    first = bindsearch.load_space(tiny_space_file)
+    second = bindsearch.load_space(tiny_space_file)
+    with caplog.at_level(logging.WARNING, logger="bindsearch"):
+        a = first.embed("image", image)
+    assert "RANDOM weights" in caplog.text
+    np.testing.assert_array_equal(a, second.embed("image", image))
+    np.testing.assert_array_equal(first.embed("text", "a cat"), second.embed("text", "a cat"))
+    assert first.fingerprint == second.fingerprint
+
+
+def test_seed_changes_vectors_and_fingerprint(tmp_path, tiny_space):
+    other = bindsearch.load_space(write_space(tmp_path / "s.json", seed=1))
+    assert other.fingerprint != tiny_space.fingerprint
+    assert not np.allclose(other.embed("text", "a cat"), tiny_space.embed("text", "a cat"))
+
+
+def test_vectors_are_unit_float32_of_the_space_dim(tiny_space, media):
+    vectors = tiny_space.encoder("image").embed([media / "a.png", media / "b.jpg"])
+    assert vectors.shape == (2, tiny_space.dim) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    text = tiny_space.encoder("text").embed(["a dog", "", "x " * 500])
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, rtol=1e-5)
+
+
+def test_text_file_and_string_embed_alike(tiny_space, tmp_path):
+    note = tmp_path / "n.txt"
+    note.write_text("a dog on the beach")
+    np.testing.assert_allclose(
+        tiny_space.embed("text", Path(note)), tiny_space.embed("text", "a dog on the beach"), atol=1e-6
+    )
+
+
+def test_space_without_an_encoder_for_a_modality(tiny_space):
+    with pytest.raises(UsageError, match="cannot embed audio"):
+        tiny_space.encoder(Modality.AUDIO)
+
+
+def test_missing_query_file_is_a_media_error(tiny_space):
+    with pytest.raises(MediaError, match="nope.png"):
+        tiny_space.embed("image", "nope.png")
+
+
+def test_local_checkpoint_relative_to_space_file(tmp_path, tiny_space, media):
+    # Save the tiny model's weights, then point a space file at them by a relative path.
+    weights = tmp_path / "weights" / "tiny.pt"
+    weights.parent.mkdir()
+    torch.save(tiny_space.model().state_dict(), weights)
+    spec = json.loads(write_space(tmp_path / "tmp.json").read_text())
+    spec["pretrained"] = "weights/tiny.pt"
+    spec.pop("seed")
+    (tmp_path / "space.json").write_text(json.dumps(spec))
+    space = bindsearch.load_space(tmp_path / "space.json")
+    assert space.spec["pretrained"] == str(weights.resolve())
+    np.testing.assert_allclose(
+        space.embed("image", media / "a.png"), tiny_space.embed("image", media / "a.png"), atol=1e-5
+    )
+    assert space.fingerprint != tiny_space.fingerprint
+    assert space.fingerprint_parts()["checkpoint"].startswith("file:")
+
+
+def test_missing_or_bad_checkpoint(tmp_path):
+    spec = json.loads(write_space(tmp_path / "tmp.json").read_text())
+    spec["pretrained"] = "missing.pt"
+    (tmp_path / "a.json").write_text(json.dumps(spec))
+    with pytest.raises(SpaceError, match="checkpoint file not found"):
+        bindsearch.load_space(tmp_path / "a.json").embed("text", "x")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    spec["pretrained"] = "garbage.pt"
+    (tmp_path / "b.json").write_text(json.dumps(spec))
+    with pytest.raises(SpaceError, match="cannot load checkpoint"):
+        bindsearch.load_space(tmp_path / "b.json").embed("text", "x")
+
+
+def test_bindsearch_embed_function(tiny_space_file):
+    v = bindsearch.embed("text", "hello", space=tiny_space_file)
+    assert v.shape == (64,)
