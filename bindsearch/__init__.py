@@ -13,7 +13,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
+# Installed, the top-level folders indexer/ and cli/ are mapped into this
+# package (see pyproject.toml). Imported straight from a source checkout (the
+# repository root on sys.path), they sit beside this folder instead: add the
+# root to the package path so that bindsearch.indexer and bindsearch.cli
+# resolve the same way.
+_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_root, "pyproject.toml")) and os.path.isfile(
+    os.path.join(_root, "indexer", "__init__.py")
+):
+    __path__.append(_root)  # type: ignore[name-defined]  # noqa: F821
+
+import numpy as np  # noqa: E402
 
 from .errors import (
     BindsearchError,

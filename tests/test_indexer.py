@@ -237,3 +237,29 @@ def test_batches_of_one_give_the_same_vectors(tmp_path, tiny_space, media):
         assert a.keys() == b.keys()
         for path in a:
             np.testing.assert_allclose(a[path][1], b[path][1], atol=1e-5)
+
+
+class _InterruptAfter(bindsearch.IndexObserver):
+    """Acts like Ctrl-C once ``n`` files are done."""
+
+    def __init__(self, n):
+        self.n = n
+        self.done = 0
+
+    def advanced(self, n=1):
+        self.done += n
+        if self.done >= self.n:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_keeps_committed_batches_and_a_rerun_finishes(tmp_path, tiny_space):
+    for i in range(10):
+        draw_image(tmp_path / "m" / f"{i}.png", seed=i)
+    with bindsearch.open_library(tmp_path / "lib", tiny_space, create=True) as lib:
+        report = lib.index([tmp_path / "m"], batch_size=4, observer=_InterruptAfter(4))
+        assert report.interrupted and report.added == 4
+    with bindsearch.open_library(tmp_path / "lib") as lib:
+        assert lib.counts() == {Modality.IMAGE: 4}
+        again = lib.index([tmp_path / "m"], batch_size=4)
+        assert (again.unchanged, again.added, again.embedded) == (4, 6, 6)
+        assert lib.vector_index(Modality.IMAGE).size == 10
