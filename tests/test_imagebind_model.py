@@ -1,0 +1,220 @@
+"""Our ImageBind implementation against the official model's outputs (tiny conformance fixture).
+
+The fixture (``imagebind-tiny``) holds a small random-weight checkpoint in the
+official format and, for every case, the official model's input and output.
+It is looked up at ``<repo>/../shared/fixtures/imagebind-tiny``, or under the
+folder named by ``BINDSEARCH_FIXTURES``; without it these tests are skipped.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bindsearch.models.imagebind import MODALITIES, ImageBindConfig, ImageBindModel, load_imagebind
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("BINDSEARCH_FIXTURES") or REPO.parent / "shared" / "fixtures")
+TINY = FIXTURES / "imagebind-tiny"
+CLIP_KINDS = {"audio", "video"}  # outputs are means of scaled clip embeddings, not of the scale's norm
+MIN_COSINE = 0.9999
+
+
+def _fixture_missing() -> str | None:
+    needed = ["config.json", "model.pth", "expected.safetensors", "manifest.json"]
+    absent = [name for name in needed if not (TINY / name).is_file()]
+    if absent:
+        return (
+            f"ImageBind conformance fixture not found at {TINY} (missing {', '.join(absent)}); "
+            "set BINDSEARCH_FIXTURES to the folder that contains imagebind-tiny"
+        )
+    return None
+
+
+def _cases() -> list:
+    reason = _fixture_missing()
+    if reason:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="no-fixture")]
+    cases = json.loads((TINY / "manifest.json").read_text())["cases"]
+    return [pytest.param(case, id=case["input"].removesuffix("/input")) for case in cases]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> dict:
+    reason = _fixture_missing()
+    if reason:
+        pytest.skip(reason)
+    from safetensors.torch import load_file
+
+    return {
+        "config": ImageBindConfig.from_dict(json.loads((TINY / "config.json").read_text())),
+        "expected": load_file(str(TINY / "expected.safetensors")),
+        "checkpoint": TINY / "model.pth",
+    }
+
+
+@pytest.fixture(scope="module")
+def model(tiny: dict) -> ImageBindModel:
+    return load_imagebind(tiny["checkpoint"], tiny["config"])
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(x.double(), dim=-1)
+
+
+# -- conformance ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", _cases())
+def test_matches_official_output(case: dict, tiny: dict, model: ImageBindModel) -> None:
+    kind = case["modality"]
+    x, official = tiny["expected"][case["input"]], tiny["expected"][case["output"]]
+    ours = model.embed(kind, x)
+    assert ours.shape == official.shape and ours.dtype == torch.float32
+
+    cosine = (_unit(ours) * _unit(official)).sum(-1)
+    assert cosine.min().item() >= MIN_COSINE, f"{case['input']}: cosine {cosine.tolist()}"
+    if kind not in CLIP_KINDS:
+        # Same per-modality scale (text's comes from the checkpoint).
+        ratio = ours.double().norm(dim=-1) / official.double().norm(dim=-1)
+        assert torch.allclose(ratio, torch.ones_like(ratio), rtol=0, atol=1e-3), ratio.tolist()
+
+    unit = model.embed_unit(kind, x)
+    assert unit.dtype == np.float32 and unit.shape == tuple(official.shape)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+
+
+def test_plain_attention_matches_sdpa(tiny: dict, model: ImageBindModel) -> None:
+    # text: causal trunk with a stored additive mask; audio, imu: bias_k/bias_v; video: vision trunk.
+    plain = load_imagebind(tiny["checkpoint"], tiny["config"], ["text", "audio", "imu", "video"], attention="plain")
+    for key, kind in [("text/1", "text"), ("audio/tone_16k_mono.wav", "audio"), ("imu/tensor", "imu"),
+                      ("video/tensor", "video")]:  # fmt: skip
+        x = tiny["expected"][f"{key}/input"]
+        diff = (plain.embed(kind, x) - model.embed(kind, x)).abs().max().item()
+        assert diff < 1e-4, f"{kind}: sdpa and plain attention differ by {diff}"
+
+
+def test_switching_attention_kind(tiny: dict) -> None:
+    m = load_imagebind(tiny["checkpoint"], tiny["config"], ["depth"])
+    x = tiny["expected"]["depth/tensor/input"]
+    fused = m.embed("depth", x)
+    m.set_attention("plain")
+    assert (m.embed("depth", x) - fused).abs().max().item() < 1e-4
+    with pytest.raises(ValueError, match="attention must be one of"):
+        m.set_attention("flash")
+
+
+def test_bfloat16_stays_close(tiny: dict) -> None:
+    m = load_imagebind(tiny["checkpoint"], tiny["config"], ["text"], dtype="bf16")
+    x, official = tiny["expected"]["text/0/input"], tiny["expected"]["text/0/output"]
+    out = m.embed("text", x)
+    assert out.dtype == torch.float32
+    assert (_unit(out) * _unit(official)).sum(-1).min().item() > 0.999
+
+
+# -- laziness --------------------------------------------------------------------
+
+
+def test_construction_builds_nothing() -> None:
+    model = ImageBindModel()  # the huge config: building anything would take gigabytes
+    assert model.built_modalities == ()
+    assert not list(model.parameters()) and not list(model.buffers())
+
+
+def test_loading_text_only_builds_only_text(tiny: dict) -> None:
+    model = load_imagebind(tiny["checkpoint"], tiny["config"], modalities=["text"])
+    assert model.built_modalities == ("text",)
+    names = list(model.state_dict())
+    assert names and all(n.split(".")[1] == "text" for n in names)
+    for group in (model.modality_preprocessors, model.modality_trunks, model.modality_heads):
+        assert list(group.keys()) == ["text"]
+    with pytest.raises(ValueError, match="vision tower is not loaded"):
+        model.embed("image", torch.zeros(1, 3, 224, 224))
+
+
+def test_tower_builds_one_modality_on_demand(tiny: dict) -> None:
+    model = ImageBindModel(tiny["config"])
+    tower = model.tower("imu")
+    assert model.tower("imu") is tower and model.built_modalities == ("imu",)
+    assert model.embed("imu", torch.randn(2, 6, 2000)).shape == (2, tiny["config"].out_embed_dim)
+
+
+def test_huge_default_config_matches_released_checkpoint_layout() -> None:
+    keys_file = TINY / "imagebind_huge_keys.tsv"
+    if not keys_file.is_file():
+        pytest.skip(f"{keys_file} not found")
+    released = {}
+    for line in keys_file.read_text().splitlines():
+        key, shape = line.split("\t")
+        released[key] = tuple(ast.literal_eval(shape))
+    model = ImageBindModel()
+    with torch.device("meta"):  # shapes only, no memory
+        for modality in MODALITIES:
+            model.tower(modality)
+    ours = {key: tuple(t.shape) for key, t in model.state_dict().items()}
+    assert ours == released
+
+
+# -- errors a user can act on ----------------------------------------------------
+
+
+def test_unknown_config_key_is_rejected() -> None:
+    with pytest.raises(ValueError, match="text_num_block"):
+        ImageBindConfig.from_dict({"text_num_block": 2})
+    with pytest.raises(ValueError, match="divisible"):
+        ImageBindConfig(text_embed_dim=50, text_num_heads=4)
+
+
+def test_checkpoint_missing_a_key_is_rejected(tiny: dict, tmp_path: Path) -> None:
+    state = torch.load(tiny["checkpoint"], map_location="cpu", weights_only=True)
+    del state["modality_trunks.text.blocks.1.norm_2.bias"]
+    broken = tmp_path / "broken.pth"
+    torch.save(state, broken)
+    with pytest.raises(ValueError, match="missing key") as info:
+        load_imagebind(broken, tiny["config"], ["text"])
+    assert "modality_trunks.text.blocks.1.norm_2.bias" in str(info.value) and str(broken) in str(info.value)
+    # Other towers do not need that key and still load.
+    assert load_imagebind(broken, tiny["config"], ["audio"]).built_modalities == ("audio",)
+
+
+def test_checkpoint_of_another_config_is_rejected(tiny: dict) -> None:
+    with pytest.raises(ValueError, match="wrong shape") as info:
+        load_imagebind(tiny["checkpoint"], ImageBindConfig(), ["depth"])  # huge config, tiny weights
+    assert "config" in str(info.value)
+    deeper = ImageBindConfig.from_dict({**tiny["config"].to_dict(), "imu_num_blocks": 1})
+    with pytest.raises(ValueError, match="unexpected key"):
+        load_imagebind(tiny["checkpoint"], deeper, ["imu"])
+
+
+def test_file_that_is_not_a_state_dict_is_rejected(tmp_path: Path) -> None:
+    other = tmp_path / "other.pth"
+    torch.save({"weight": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match="does not look like an ImageBind checkpoint"):
+        load_imagebind(other)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_imagebind(junk)
+
+
+@pytest.mark.parametrize(
+    ("kind", "bad", "message"),
+    [
+        ("image", torch.zeros(3, 224, 224), "add a batch axis"),
+        ("image", torch.zeros(1, 3, 112, 112), r"\(B, 3, 224, 224\)"),
+        ("video", torch.zeros(1, 3, 2, 224, 224), "clips"),
+        ("text", torch.zeros(1, 77), "integer token ids"),
+        ("text", torch.full((1, 77), 49408), "token ids must lie"),
+        ("audio", torch.zeros(1, 1, 128, 204), "clips"),
+        ("imu", torch.zeros(1, 2000, 6), r"\(B, 6, 2000\)"),
+    ],
+)
+def test_wrong_input_shape_is_rejected(kind: str, bad: torch.Tensor, message: str, model: ImageBindModel) -> None:
+    with pytest.raises(ValueError, match=message):
+        model.embed(kind, bad)
