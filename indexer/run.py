@@ -170,6 +170,9 @@ class _Run:
             self._count_embedded(old)
             self.observer.advanced()
             return
+        if not self.model_used:
+            # The first file that needs the model: importing and loading it takes a while.
+            self.observer.phase("loading model")
         try:
             prepared = self.space.encoder(f.modality).prepare(Path(f.path))
         except MediaError as exc:
@@ -190,8 +193,6 @@ class _Run:
         if not batch:
             return
         encoder = self.space.encoder(modality)
-        if not self.model_used:
-            self.observer.phase("loading model")
         try:
             vectors = encoder.embed_batch([p.prepared for p in batch])
             results: list[Any] = list(vectors)

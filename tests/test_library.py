@@ -28,7 +28,8 @@ def test_create_then_reopen_without_naming_the_space(tmp_path, tiny_space):
 
 
 def test_opening_with_another_space_is_refused_and_names_the_held_one(tmp_path, tiny_space):
-    bindsearch.open_library(tmp_path / "lib", tiny_space, create=True).close()
+    with bindsearch.open_library(tmp_path / "lib", tiny_space, create=True) as lib:
+        _add_random(lib, Modality.IMAGE, 1, seed=0)
     other = write_space(tmp_path / "other.json", seed=7)
     with pytest.raises(SpaceMismatchError) as info:
         bindsearch.open_library(tmp_path / "lib", other)
@@ -155,3 +156,19 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(library):
         other.close()
     with library.writer():  # released
         pass
+
+
+def test_a_library_without_vectors_takes_the_space_it_is_opened_with(tmp_path, tiny_space):
+    other = bindsearch.load_space(write_space(tmp_path / "other.json", seed=7))
+    with bindsearch.open_library(tmp_path / "lib", other, create=True) as lib:
+        with lib.writer() as w:
+            w.put_failed("/data/bad.png", Modality.IMAGE, 1, 1, "empty file (0 bytes)")
+            w.commit()
+    with bindsearch.open_library(tmp_path / "lib", tiny_space) as lib:
+        assert lib.fingerprint == tiny_space.fingerprint
+        assert lib.info().failed == []
+    with bindsearch.open_library(tmp_path / "lib") as lib:
+        assert lib.space.fingerprint == tiny_space.fingerprint
+        _add_random(lib, Modality.IMAGE, 1, seed=1)
+    with pytest.raises(SpaceMismatchError):  # now it holds vectors: no more rebinding
+        bindsearch.open_library(tmp_path / "lib", other)

@@ -1,7 +1,10 @@
 """Spaces: names, space files, determinism, checkpoints and what happens without a network."""
 
+import http.server
 import json
 import logging
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +44,62 @@ def test_unknown_tag_lists_known_tags(tmp_path):
         space.embed("text", "hello")
 
 
-def test_download_failure_is_one_actionable_error(tmp_path):
-    # HF_HUB_OFFLINE is set for the tests: the download fails as it would with no network.
+def test_offline_without_cached_weights_is_one_actionable_error():
+    # HF_HUB_OFFLINE is set for the tests: nothing is fetched.
     space = bindsearch.load_space("openclip:ViT-B-32/laion2b_s34b_b79k")
     with pytest.raises(SpaceError) as info:
         space.embed("text", "a dog")
     message = str(info.value)
     assert "\n" not in message
-    assert "laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in message
-    assert '"pretrained": "/path/to/checkpoint"' in message
+    assert "HF_HUB_OFFLINE" in message
+    assert "laion/CLIP-ViT-B-32-laion2B-s34B-b79K/resolve/main/open_clip_model.safetensors" in message
+    assert '"pretrained": "/path/to/open_clip_model.safetensors"' in message
+
+
+def test_unreachable_hub_fails_at_once_with_one_line(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    space = bindsearch.load_space("openclip:ViT-B-32/laion2b_s34b_b79k")
+    with pytest.raises(SpaceError) as info:
+        space.embed("text", "a dog")
+    message = str(info.value)
+    assert message.startswith("cannot download the weights of openclip:ViT-B-32/laion2b_s34b_b79k from "
+                              "http://127.0.0.1:9/laion/CLIP-ViT-B-32-laion2B-s34B-b79K/resolve/main/")
+    assert "partial" not in message and "\n" not in message
+
+
+def test_tag_download_tries_safetensors_then_bin_into_the_cache(monkeypatch, tmp_path):
+    served = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            served.append(self.path)
+            if self.path.endswith(".safetensors"):
+                self.send_error(404)
+                return
+            body = b"not really weights"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{httpd.server_address[1]}")
+    try:
+        space = bindsearch.load_space("openclip:ViT-B-32/laion2b_s34b_b79k")
+        with pytest.raises(SpaceError, match="cannot load checkpoint .*open_clip_pytorch_model.bin"):
+            space.embed("text", "a dog")
+    finally:
+        httpd.shutdown()
+    repo = "/laion/CLIP-ViT-B-32-laion2B-s34B-b79K/resolve/main/"
+    assert served == [repo + "open_clip_model.safetensors", repo + "open_clip_pytorch_model.bin"]
+    cached = Path(os.environ["BINDSEARCH_CACHE"]) / "openclip" / "laion--CLIP-ViT-B-32-laion2B-s34B-b79K"
+    assert (cached / "open_clip_pytorch_model.bin").read_bytes() == b"not really weights"
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,10 @@ class Library:
         library = cls(folder, engine, meta, None)
         if space is not None:
             requested = load_space(space)
-            if requested.fingerprint != meta["space_fingerprint"]:
+            if requested.fingerprint != meta["space_fingerprint"] and library._holds_no_vectors():
+                # Nothing embedded yet (say a first run could not load its model): nothing to lose.
+                library._rebind(requested)
+            elif requested.fingerprint != meta["space_fingerprint"]:
                 engine.dispose()
                 raise SpaceMismatchError(
                     f"library {folder} holds vectors of space {meta['space_name']} "
@@ -169,6 +172,27 @@ class Library:
         with engine.begin() as conn:
             conn.execute(Meta.__table__.insert(), [{"key": k, "value": v} for k, v in meta.items()])
         return cls(folder, engine, meta, space)
+
+    def _holds_no_vectors(self) -> bool:
+        with self._engine.connect() as conn:
+            return conn.execute(select(Vector.item_id).limit(1)).first() is None
+
+    def _rebind(self, space: Space) -> None:
+        values = {
+            "space_spec": json.dumps(space.spec, sort_keys=True),
+            "space_name": space.name,
+            "space_fingerprint": space.fingerprint,
+            "dim": str(space.dim),
+        }
+        with self._engine.begin() as conn:
+            conn.execute(delete(Item))
+            for key, value in values.items():
+                conn.execute(update(Meta).where(Meta.key == key).values(value=value))
+        for old in glob.glob(str(self.path / INDEX_DIR / "*.faiss")):
+            os.unlink(old)
+        self._meta.update(values)
+        self._space = space
+        log.info("library %s held no vectors yet: it now uses space %s", self.path, space.name)
 
     def close(self) -> None:
         """Release the database connections. The library must not be used afterwards."""

@@ -28,6 +28,7 @@ from ..modality import Modality
 from ..paths import cache_dir
 from .base import Encoder, Space, resolve_relative
 from .checkpoint import checkpoint_identity
+from .download import DownloadNotFound, download
 from .registry import register_space_kind
 from .torch_runtime import pick_device
 
@@ -254,19 +255,24 @@ class OpenClipSpace(Space):
         return self._download()
 
     def _download(self) -> str:
-        import open_clip
-
-        tag_cfg = self._tag_config()
-        where = tag_cfg.get("hf_hub") or tag_cfg.get("url") or "?"
-        try:
-            return str(open_clip.download_pretrained(tag_cfg, cache_dir=str(cache_dir() / "openclip")))
-        except Exception as exc:  # network stacks raise many types; all mean "not available"
-            source = f"the Hugging Face repository {where.rstrip('/')}" if tag_cfg.get("hf_hub") else where
-            raise SpaceError(
-                f"cannot download the weights of {self.name} ({_first_line(exc)}). "
-                f"Download the checkpoint from {source} on a machine with internet, then use a space file: "
-                f'{{"model": "openclip", "arch": "{self.arch}", "pretrained": "/path/to/checkpoint"}}'
-            ) from None
+        """The checkpoint of an OpenCLIP tag, from the user cache or downloaded into it."""
+        sources = checkpoint_sources(self._tag_config())
+        hint = (
+            f"download {sources[0][0]} on a machine with internet, then use a space file: "
+            f'{{"model": "openclip", "arch": "{self.arch}", "pretrained": "/path/to/{os.path.basename(sources[0][1])}"}}'
+        )
+        for _, dest in sources:
+            if os.path.isfile(dest):
+                return dest
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            raise SpaceError(f"the weights of {self.name} are not in the cache and HF_HUB_OFFLINE is set; {hint}")
+        for index, (url, dest) in enumerate(sources):
+            try:
+                return str(download(url, Path(dest), what=f"the weights of {self.name}", offline_hint=hint))
+            except DownloadNotFound:
+                if index == len(sources) - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     @cached_property
     def tokenizer(self) -> Any:
@@ -376,3 +382,24 @@ def _looks_like_path(value: str) -> bool:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def checkpoint_sources(tag_cfg: dict[str, Any]) -> list[tuple[str, str]]:
+    """(url, cache path) pairs to try, in order, for an OpenCLIP pretrained tag.
+
+    A Hugging Face entry ``org/repo/`` names the repository (its default
+    weights file, safetensors first) and ``org/repo/file`` one file; other tags
+    give a direct URL.
+    """
+    root = cache_dir() / "openclip"
+    hub = tag_cfg.get("hf_hub") or ""
+    if hub:
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+        repo, filename = os.path.split(hub)  # "org/repo/" -> ("org/repo", "")
+        filenames = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        folder = root / repo.replace("/", "--")
+        return [(f"{endpoint}/{repo}/resolve/main/{name}", str(folder / name)) for name in filenames]
+    url = tag_cfg.get("url") or ""
+    if not url:
+        raise SpaceError("this OpenCLIP tag names no download location")
+    return [(url, str(root / "urls" / os.path.basename(url.split("?")[0])))]
