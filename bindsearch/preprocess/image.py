@@ -1,0 +1,77 @@
+"""RGB images to the (3, 224, 224) tensor the ImageBind vision encoder takes.
+
+The recipe is the CLIP one: shorter side to 224 with bicubic interpolation,
+centre crop 224 x 224, scale to [0, 1], normalise per channel with the CLIP
+mean and standard deviation. Resizing is done by Pillow because the reference
+resized PIL images with Pillow's bicubic filter (which low-pass filters when it
+shrinks); a tensor resize would give visibly different pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGE_SIZE = 224
+# CLIP's per-channel statistics, the ones the ImageBind image transform uses.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def resized_size(width: int, height: int, short_side: int = IMAGE_SIZE) -> tuple[int, int]:
+    """(width, height) after scaling the shorter side to ``short_side``, keeping the aspect ratio.
+
+    The longer side is truncated, not rounded, as the reference resize does.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width} x {height}")
+    if width <= height:
+        return short_side, int(short_side * height / width)
+    return int(short_side * width / height), short_side
+
+
+def center_crop_box(width: int, height: int, size: int = IMAGE_SIZE) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the centred ``size`` x ``size`` square.
+
+    Offsets are rounded halves (Python's round: ties to even), as in the reference.
+    """
+    left = int(round((width - size) / 2.0))
+    top = int(round((height - size) / 2.0))
+    return left, top, left + size, top + size
+
+
+def normalize(pixels: torch.Tensor) -> torch.Tensor:
+    """Float pixels in [0, 1], channels at dim -3 (RGB), to CLIP-normalised values.
+
+    Works on (3, H, W) and on any leading batch or time dimensions before it.
+    """
+    if pixels.dim() < 3 or pixels.shape[-3] != 3:
+        raise ValueError(f"expected RGB channels at dim -3, got shape {tuple(pixels.shape)}")
+    shape = (3, 1, 1)
+    mean = torch.tensor(CLIP_MEAN, dtype=pixels.dtype, device=pixels.device).view(shape)
+    std = torch.tensor(CLIP_STD, dtype=pixels.dtype, device=pixels.device).view(shape)
+    # Subtract then divide (not multiply by 1/std): the reference's order, so float32 results match bit for bit.
+    return (pixels - mean) / std
+
+
+def image_to_tensor(image: Image.Image, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """An RGB PIL image to a float32 tensor (3, size, size), resized, centre-cropped and normalised."""
+    if image.mode != "RGB":
+        raise ValueError(f"expected an RGB image, got mode {image.mode!r} (use loaders.image.load_image)")
+    width, height = resized_size(*image.size, short_side=size)
+    if (width, height) != image.size:
+        image = image.resize((width, height), Image.Resampling.BICUBIC)
+    image = image.crop(center_crop_box(width, height, size))
+    array = np.asarray(image, dtype=np.uint8)  # (H, W, 3)
+    pixels = torch.from_numpy(array.copy()).permute(2, 0, 1).to(torch.float32).div(255.0)
+    out = normalize(pixels)
+    assert out.shape == (3, size, size), out.shape
+    return out
+
+
+def images_to_batch(images: list[Image.Image], size: int = IMAGE_SIZE) -> torch.Tensor:
+    """Several RGB PIL images to one float32 tensor (n, 3, size, size)."""
+    if not images:
+        return torch.empty((0, 3, size, size), dtype=torch.float32)
+    return torch.stack([image_to_tensor(img, size) for img in images])
