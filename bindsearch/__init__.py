@@ -22,9 +22,9 @@ _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isfile(os.path.join(_root, "pyproject.toml")) and os.path.isfile(
     os.path.join(_root, "indexer", "__init__.py")
 ):
-    __path__.append(_root)  # type: ignore[name-defined]  # noqa: F821
+    __path__.append(_root)  # type: ignore[name-defined]
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 from .errors import (
     BindsearchError,

@@ -44,3 +44,11 @@ class MediaError(BindsearchError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class NothingToEmbed(MediaError):
+    """A readable file that holds nothing of the modality asked for (a video without a soundtrack).
+
+    Not a failure: the indexer records it as skipped and does not try again
+    until the file changes.
+    """

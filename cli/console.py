@@ -47,8 +47,7 @@ def handles_errors(command: F) -> F:
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise fail(
-                f"unexpected {type(exc).__name__}{': ' + first if first else ''} "
-                "(set BINDSEARCH_DEBUG=1 to see where)",
+                f"unexpected {type(exc).__name__}{': ' + first if first else ''} (set BINDSEARCH_DEBUG=1 to see where)",
                 1,
             ) from None
 

@@ -6,9 +6,21 @@ import json
 
 import bindsearch
 from bindsearch.errors import LibraryError, UsageError
+from bindsearch.modality import Modality
 
 from .console import handles_errors
-from .options import ImageOption, JsonOption, LibraryOption, SpaceOption, TextOption
+from .options import (
+    AudioOption,
+    DepthOption,
+    ImageOption,
+    ImuOption,
+    JsonOption,
+    LibraryOption,
+    SpaceOption,
+    TextOption,
+    ThermalOption,
+    VideoOption,
+)
 from .terms import terms_from_options
 
 
@@ -16,12 +28,25 @@ from .terms import terms_from_options
 def embed(
     text: TextOption = None,
     image: ImageOption = None,
+    audio: AudioOption = None,
+    video: VideoOption = None,
+    depth: DepthOption = None,
+    thermal: ThermalOption = None,
+    imu: ImuOption = None,
     space: SpaceOption = None,
     library: LibraryOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Print the unit vector of one input in a space (default: the library's space, if there is a library)."""
-    terms = terms_from_options(text, image)
+    files = {
+        Modality.IMAGE: image,
+        Modality.AUDIO: audio,
+        Modality.VIDEO: video,
+        Modality.DEPTH: depth,
+        Modality.THERMAL: thermal,
+        Modality.IMU: imu,
+    }
+    terms = terms_from_options(text, files)
     if len(terms) != 1:
         raise UsageError("embed takes exactly one input")
     term = terms[0]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+from bindsearch.indexer import IndexObserver, check_arguments
 
 import bindsearch
-from bindsearch.indexer import IndexObserver
 from bindsearch.paths import display_path
 
 from .console import EXIT_FAILED_FILES, EXIT_INTERRUPTED, err, handles_errors
@@ -25,9 +25,10 @@ def index(
     library: LibraryOption = None,
     space: SpaceOption = None,
     modality: Annotated[
-        Optional[str], typer.Option("--modality", "-m", help="Treat every file found as this modality.")
+        str | None,
+        typer.Option("--modality", "-m", metavar="MODALITY", help="Treat every file found as this modality."),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Files per model call.", min=1)] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", help="Files per model call.", min=1)] = 32,
     errors: Annotated[bool, typer.Option("--errors", "-e", help="List every failed file with its reason.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -36,6 +37,7 @@ def index(
     Exit status: 0 when every file was indexed, 3 when some failed, 2 for bad
     arguments or an unusable library or space.
     """
+    check_arguments(paths, modality)  # before the library (and perhaps a download) is touched
     with bindsearch.open_library(library, space, create=True) as lib:
         show_progress = err.is_terminal and not as_json
         observer: IndexObserver = RichIndexProgress() if show_progress else IndexObserver()

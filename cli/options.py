@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 LibraryOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--library",
         "-L",
+        metavar="PATH",
         envvar="BINDSEARCH_LIBRARY",
         help="Library folder (default: a folder in your user data directory).",
         show_default=False,
@@ -19,11 +20,12 @@ LibraryOption = Annotated[
 ]
 
 SpaceOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--space",
         "-s",
-        help="Space: a built-in name such as openclip:ViT-B-32/laion2b_s34b_b79k, or a space file (.json).",
+        metavar="SPACE",
+        help="Space: imagebind-huge (the default for new libraries), openclip:ARCH/TAG, or a space file (.json).",
         show_default=False,
     ),
 ]
@@ -31,8 +33,28 @@ SpaceOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 
 TextOption = Annotated[
-    Optional[list[str]], typer.Option("--text", "-t", help="Text query term (repeatable).", show_default=False)
+    list[str] | None, typer.Option("--text", "-t", metavar="TEXT", help="Text (repeatable).", show_default=False)
 ]
 ImageOption = Annotated[
-    Optional[list[Path]], typer.Option("--image", "-i", help="Image file query term (repeatable).", show_default=False)
+    list[Path] | None,
+    typer.Option("--image", "-i", metavar="FILE", help="Image file (repeatable).", show_default=False),
+]
+AudioOption = Annotated[
+    list[Path] | None,
+    typer.Option("--audio", "-a", metavar="FILE", help="Audio file (repeatable).", show_default=False),
+]
+VideoOption = Annotated[
+    list[Path] | None,
+    typer.Option("--video", "-v", metavar="FILE", help="Video file (repeatable).", show_default=False),
+]
+DepthOption = Annotated[
+    list[Path] | None, typer.Option("--depth", metavar="FILE", help="Depth map file (repeatable).", show_default=False)
+]
+ThermalOption = Annotated[
+    list[Path] | None,
+    typer.Option("--thermal", metavar="FILE", help="Thermal image file (repeatable).", show_default=False),
+]
+ImuOption = Annotated[
+    list[Path] | None,
+    typer.Option("--imu", metavar="FILE", help="IMU recording file (repeatable).", show_default=False),
 ]

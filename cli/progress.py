@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from bindsearch.indexer import IndexObserver
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -13,8 +14,6 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-
-from bindsearch.indexer import IndexObserver
 
 from .console import err
 
@@ -40,7 +39,9 @@ class RichIndexProgress(IndexObserver):
         self._task = self._progress.add_task("scanning", total=None, rate="")
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._progress.stop()
 
     def phase(self, name: str) -> None:

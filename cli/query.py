@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 import bindsearch
+from bindsearch.modality import Modality
 
 from .console import err, handles_errors
-from .options import ImageOption, JsonOption, LibraryOption, SpaceOption, TextOption
+from .options import (
+    AudioOption,
+    DepthOption,
+    ImageOption,
+    ImuOption,
+    JsonOption,
+    LibraryOption,
+    SpaceOption,
+    TextOption,
+    ThermalOption,
+    VideoOption,
+)
 from .render import print_hits, print_json
 from .terms import terms_from_options
 
@@ -18,17 +30,35 @@ from .terms import terms_from_options
 def query(
     text: TextOption = None,
     image: ImageOption = None,
+    audio: AudioOption = None,
+    video: VideoOption = None,
+    depth: DepthOption = None,
+    thermal: ThermalOption = None,
+    imu: ImuOption = None,
     target: Annotated[
-        Optional[list[str]],
-        typer.Option("--target", "-T", help="Modality to search (repeatable), or 'all' (the default)."),
+        list[str] | None,
+        typer.Option(
+            "--target", "-T", metavar="MODALITY", help="Modality to search (repeatable), or 'all' (the default)."
+        ),
     ] = None,
-    top: Annotated[int, typer.Option("--top", "-k", help="Number of results.", min=1)] = 10,
+    top: Annotated[int, typer.Option("--top", "-k", metavar="N", help="Number of results.", min=1)] = 10,
     library: LibraryOption = None,
     space: SpaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Search the library with text and/or images; several terms are summed into one query."""
-    terms = terms_from_options(text, image)
+    """Search the library with query terms of any modality; several terms are summed into one query.
+
+    Example: bindsearch query --audio dog.wav --target image
+    """
+    files = {
+        Modality.IMAGE: image,
+        Modality.AUDIO: audio,
+        Modality.VIDEO: video,
+        Modality.DEPTH: depth,
+        Modality.THERMAL: thermal,
+        Modality.IMU: imu,
+    }
+    terms = terms_from_options(text, files)
     with bindsearch.open_library(library, space) as lib:
         hits = lib.search(terms, targets=target, k=top)
     if as_json:

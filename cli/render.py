@@ -7,10 +7,10 @@ import enum
 import json
 from typing import Any
 
+from bindsearch.indexer import IndexReport
 from rich.markup import escape
 from rich.table import Table
 
-from bindsearch.indexer import IndexReport
 from bindsearch.library import LibraryInfo
 from bindsearch.paths import display_path
 from bindsearch.search import Hit

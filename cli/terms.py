@@ -1,4 +1,4 @@
-"""Query terms from command-line options."""
+"""Query terms from command-line options: one option per modality."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ from bindsearch.loaders.common import read_head
 from bindsearch.modality import Modality
 from bindsearch.search import QueryTerm
 
+MODALITY_FLAGS = "--text, --image, --audio, --video, --depth, --thermal or --imu"
 
-def terms_from_options(text: list[str] | None, image: list[Path] | None) -> list[QueryTerm]:
-    """One term per --text and --image; a query file must exist and be readable."""
+
+def terms_from_options(
+    text: list[str] | None = None,
+    files: dict[Modality, list[Path] | None] | None = None,
+) -> list[QueryTerm]:
+    """One term per --text and per file option; a query file must exist and be readable."""
     terms = [QueryTerm.text(t) for t in text or []]
-    for path in image or []:
-        read_head(str(path))  # one clear line for a missing or unreadable query file
-        terms.append(QueryTerm.file(Modality.IMAGE, path))
+    for modality, paths in (files or {}).items():
+        for path in paths or []:
+            read_head(str(path))  # one clear line for a missing or unreadable query file
+            terms.append(QueryTerm.file(modality, path))
     if not terms:
-        raise UsageError("give at least one query term: --text TEXT or --image FILE")
+        raise UsageError(f"give at least one query term: {MODALITY_FLAGS}")
     return terms

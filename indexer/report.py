@@ -15,7 +15,8 @@ class IndexReport:
     items whose file changed and were embedded again; unchanged: same size
     and mtime (or same content); moved: files found under a new path whose
     vector was kept; removed: items whose file is gone; failed: files that
-    could not be indexed; skipped: media the space has no encoder for.
+    could not be indexed; skipped: media the space has no encoder for, and
+    files with nothing of a modality in them (a video without a soundtrack).
     """
 
     added: int = 0

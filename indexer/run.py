@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bindsearch.errors import BindsearchError, MediaError, SpaceError, UsageError
+from bindsearch.errors import BindsearchError, MediaError, NothingToEmbed, SpaceError, UsageError
 from bindsearch.library import Library, LibraryWriter, StoredItem
-from bindsearch.library.schema import STATUS_OK
+from bindsearch.library.schema import STATUS_OK, STATUS_SKIPPED
 from bindsearch.modality import Modality
 
 from .hashing import content_hash
@@ -49,8 +49,7 @@ def index_paths(
     with ``interrupted`` set.
     """
     observer = observer or IndexObserver()
-    roots = _roots(paths)
-    forced = Modality.parse(modality) if modality is not None else None
+    roots, forced = check_arguments(paths, modality)
     space = library.space
     if forced is not None and forced not in space.modalities:
         have = ", ".join(sorted(m.value for m in space.modalities))
@@ -75,7 +74,13 @@ def index_paths(
     return report
 
 
-def _roots(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+def check_arguments(
+    paths: Sequence[str | os.PathLike[str]], modality: Modality | str | None = None
+) -> tuple[list[str], Modality | None]:
+    """The absolute roots to index and the forced modality; UsageError for a missing path or unknown modality.
+
+    Cheap, so that a front end can check its arguments before it opens (or creates) a library.
+    """
     if not paths:
         raise UsageError("give at least one file or folder to index")
     roots = []
@@ -84,7 +89,7 @@ def _roots(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
         if not os.path.lexists(root):
             raise UsageError(f"no such file or folder: {os.fspath(p)}")
         roots.append(root)
-    return roots
+    return roots, Modality.parse(modality) if modality is not None else None
 
 
 class _Run:
@@ -101,7 +106,9 @@ class _Run:
 
     def execute(self, roots: list[str], forced: Modality | None) -> None:
         self.observer.phase("scanning")
-        found = scan(roots, forced, exclude=[str(self.library.path)])
+        modalities = self.space.modalities
+        found = scan(roots, forced, exclude=[str(self.library.path)],
+                     soundtracks=Modality.VIDEO in modalities and Modality.AUDIO in modalities)
         stored = {(item.path, item.modality): item for item in self.library.items_under(roots)}
         for folder, reason in found.unreadable_dirs:
             self.report.fail(folder, f"folder not indexed: {reason}")
@@ -115,10 +122,13 @@ class _Run:
             key = (f.path, f.modality)
             seen.add(key)
             old = stored.get(key)
+            same_stat = old is not None and (old.size, old.mtime_ns) == (f.size, f.mtime_ns)
             if f.error is not None:
                 self._fail(f, old, f.error)
-            elif old is not None and old.status == STATUS_OK and (old.size, old.mtime_ns) == (f.size, f.mtime_ns):
+            elif same_stat and old.status == STATUS_OK:
                 self.report.unchanged += 1
+            elif same_stat and old.status == STATUS_SKIPPED:
+                self.report.skipped += 1
             else:
                 work.append((f, old))
 
@@ -175,6 +185,11 @@ class _Run:
             self.observer.phase("loading model")
         try:
             prepared = self.space.encoder(f.modality).prepare(Path(f.path))
+        except NothingToEmbed as exc:
+            self.writer.put_failed(f.path, f.modality, f.size, f.mtime_ns, exc.reason, status=STATUS_SKIPPED)
+            self.report.skipped += 1
+            self.observer.advanced()
+            return
         except MediaError as exc:
             self._fail(f, old, exc.reason)
             self.observer.advanced()

@@ -31,16 +31,28 @@ class ScanResult:
     # Folders the walk could not enter: what the library holds under them is kept, not swept.
     unreadable_dirs: list[tuple[str, str]] = field(default_factory=list)
     ignored: int = 0  # files that are not media of a known kind
+    soundtracks: bool = False  # list each video a second time, as audio
+
+    def add(self, found: FoundFile) -> None:
+        self.files.append(found)
+        if self.soundtracks and found.modality is Modality.VIDEO:
+            self.files.append(FoundFile(found.path, Modality.AUDIO, found.size, found.mtime_ns, found.error))
 
 
-def scan(roots: list[str], forced: Modality | None = None, exclude: list[str] | None = None) -> ScanResult:
+def scan(
+    roots: list[str],
+    forced: Modality | None = None,
+    exclude: list[str] | None = None,
+    soundtracks: bool = False,
+) -> ScanResult:
     """Find the media files under ``roots`` (absolute paths of files or folders).
 
     Hidden files and folders (a name starting with '.') are skipped unless named
     as a root; folders in ``exclude`` (the library's own) are skipped; symbolic
     links are followed, each real folder visited once, so link loops end.
+    With ``soundtracks``, every video is listed a second time as audio (its soundtrack).
     """
-    result = ScanResult()
+    result = ScanResult(soundtracks=soundtracks and forced is None)
     excluded = {_dir_key(p) for p in (exclude or []) if os.path.isdir(p)}
     visited: set[tuple[int, int]] = set()
     for root in roots:
@@ -94,12 +106,12 @@ def _add_file(path: str, forced: Modality | None, result: ScanResult, named: boo
             return  # deleted while we walked: nothing to index, and the sweep removes it
         else:
             reason = _reason(exc)
-        result.files.append(FoundFile(path, modality, 0, 0, reason))
+        result.add(FoundFile(path, modality, 0, 0, reason))
         return
     if not stat.S_ISREG(st.st_mode):
-        result.files.append(FoundFile(path, modality, 0, 0, "not a regular file"))
+        result.add(FoundFile(path, modality, 0, 0, "not a regular file"))
         return
-    result.files.append(FoundFile(path, modality, st.st_size, st.st_mtime_ns))
+    result.add(FoundFile(path, modality, st.st_size, st.st_mtime_ns))
 
 
 def _dir_key(path: str) -> tuple[int, int] | None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-import bindsearch
-
 from helpers import TINY_SPACE_FILE, draw_image
 
+import bindsearch
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +17,7 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("BINDSEARCH_LIBRARY", str(home / "default-library"))
     monkeypatch.setenv("BINDSEARCH_CACHE", str(home / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("BINDSEARCH_OFFLINE", "1")
     monkeypatch.delenv("BINDSEARCH_SPACE", raising=False)
 
 

@@ -5,14 +5,11 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from bindsearch.cli.app import app
-
 from helpers import TINY_SPACE_FILE, copy_examples, draw_image
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
@@ -104,7 +101,8 @@ def test_space_mismatch_exit_2_and_names_the_held_space(tmp_path):
 def test_no_network_error_is_one_line_and_quick(tmp_path):
     draw_image(tmp_path / "m" / "a.png", 1)
     env = {"HF_HUB_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9", "BINDSEARCH_CACHE": str(tmp_path / "cache")}
-    result = sh("index", tmp_path / "m", "--library", tmp_path / "lib", env=env)
+    result = sh("index", tmp_path / "m", "--library", tmp_path / "lib", "--space",
+                "openclip:ViT-B-32/laion2b_s34b_b79k", env=env)
     assert result.returncode == 2
     assert_one_line_error(result.stderr, "cannot download the weights of openclip:ViT-B-32/laion2b_s34b_b79k",
                           "space file")
@@ -113,19 +111,27 @@ def test_no_network_error_is_one_line_and_quick(tmp_path):
     assert retry.returncode == 0, retry.stderr
 
 
+def test_default_space_without_its_checkpoint_is_one_line(tmp_path):
+    draw_image(tmp_path / "m" / "a.png", 1)
+    env = {"BINDSEARCH_OFFLINE": "1", "BINDSEARCH_CACHE": str(tmp_path / "cache")}
+    result = sh("index", tmp_path / "m", "--library", tmp_path / "lib", env=env)
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr, "ImageBind checkpoint", '"checkpoint": "/path/to/imagebind_huge.pth"')
+    assert not (tmp_path / "lib").exists()
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
         (["index", "/definitely/not/here"], "no such file or folder"),
         (["index", ".", "--modality", "smell"], "unknown modality 'smell'"),
         (["index", ".", "--space", "bogus"], "unknown space 'bogus'"),
-        (["query"], "give at least one query term"),
+        (["query"], "give at least one query term: --text, --image, --audio"),
         (["info"], "no library at"),
     ],
 )
 def test_bad_arguments_exit_2(args, fragment, tmp_path):
-    result = run_cli(*args, "--library", tmp_path / "lib") if args[0] != "query" else run_cli(
-        *args, "--library", tmp_path / "lib")
+    result = run_cli(*args, "--library", tmp_path / "lib")
     assert result.exit_code == 2, result.output
     assert_one_line_error(result.stderr, fragment)
 

@@ -2,7 +2,6 @@
 
 import http.server
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     cut_after: int | None = None
     ranges: list[str] = []
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         start = 0
         header = self.headers.get("Range")
         type(self).ranges.append(header or "")

@@ -6,12 +6,11 @@ import time
 
 import numpy as np
 import pytest
+from helpers import draw_image, running_as_root
 
 import bindsearch
 from bindsearch.errors import UsageError
 from bindsearch.modality import Modality
-
-from helpers import draw_image, running_as_root
 
 
 def stored(lib, modality=Modality.IMAGE):

@@ -5,14 +5,13 @@ import sqlite3
 
 import numpy as np
 import pytest
+from helpers import write_space
 
 import bindsearch
 from bindsearch.errors import LibraryError, LibraryLockedError, SpaceMismatchError
 from bindsearch.library.schema import SCHEMA_VERSION
 from bindsearch.modality import Modality
 from bindsearch.vectors import l2_normalize
-
-from helpers import write_space
 
 
 def test_create_then_reopen_without_naming_the_space(tmp_path, tiny_space):
@@ -160,10 +159,9 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(library):
 
 def test_a_library_without_vectors_takes_the_space_it_is_opened_with(tmp_path, tiny_space):
     other = bindsearch.load_space(write_space(tmp_path / "other.json", seed=7))
-    with bindsearch.open_library(tmp_path / "lib", other, create=True) as lib:
-        with lib.writer() as w:
-            w.put_failed("/data/bad.png", Modality.IMAGE, 1, 1, "empty file (0 bytes)")
-            w.commit()
+    with bindsearch.open_library(tmp_path / "lib", other, create=True) as lib, lib.writer() as w:
+        w.put_failed("/data/bad.png", Modality.IMAGE, 1, 1, "empty file (0 bytes)")
+        w.commit()
     with bindsearch.open_library(tmp_path / "lib", tiny_space) as lib:
         assert lib.fingerprint == tiny_space.fingerprint
         assert lib.info().failed == []

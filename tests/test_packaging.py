@@ -2,10 +2,10 @@
 
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
+import tomllib
 from helpers import REPO
 
 FOLDERS = {"bindsearch": "bindsearch", "indexer": "bindsearch.indexer", "cli": "bindsearch.cli"}

@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import draw_image, write_space
 
 import bindsearch
 from bindsearch.errors import MediaError, SpaceError, UsageError
 from bindsearch.modality import Modality
 from bindsearch.spaces.openclip import OpenClipSpace
-
-from helpers import draw_image, write_space
 
 
 def test_builtin_name_parses_without_loading_anything():
@@ -72,7 +71,7 @@ def test_tag_download_tries_safetensors_then_bin_into_the_cache(monkeypatch, tmp
     served = []
 
     class Hub(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             served.append(self.path)
             if self.path.endswith(".safetensors"):
                 self.send_error(404)

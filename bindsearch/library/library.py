@@ -429,9 +429,10 @@ class LibraryWriter:
         """Insert or replace the item (path, modality) as embedded with ``vector``."""
         self._ops.append(("put", (path, modality, size, mtime_ns, content_hash, vector, None)))
 
-    def put_failed(self, path: str, modality: Modality, size: int, mtime_ns: int, reason: str) -> None:
-        """Insert or replace the item (path, modality) as failed with ``reason``; drops any vector."""
-        self._ops.append(("put", (path, modality, size, mtime_ns, None, None, reason)))
+    def put_failed(self, path: str, modality: Modality, size: int, mtime_ns: int, reason: str,
+                   status: str = STATUS_FAILED) -> None:
+        """Insert or replace the item (path, modality) as failed (or skipped) with ``reason``; drops any vector."""
+        self._ops.append(("put", (path, modality, size, mtime_ns, None, None, (status, reason))))
 
     def touch(self, item_id: int, size: int, mtime_ns: int) -> None:
         """Record a new size/mtime for an item whose content did not change."""
@@ -465,9 +466,10 @@ class LibraryWriter:
                     old = conn.execute(
                         select(Item.id, Item.status).where(Item.path == path, Item.modality == modality.value)
                     ).first()
+                    status, error = reason if reason else (STATUS_OK, None)
                     values = {
                         "size": size, "mtime_ns": mtime_ns, "content_hash": content_hash,
-                        "status": STATUS_FAILED if reason else STATUS_OK, "error": reason, "indexed_at": now,
+                        "status": status, "error": error, "indexed_at": now,
                     }
                     if old is None:
                         item_id = conn.execute(

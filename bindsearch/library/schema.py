@@ -23,6 +23,7 @@ SCHEMA_VERSION = 1
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+STATUS_SKIPPED = "skipped"  # readable, but nothing of this modality in it (a video without sound)
 
 
 class FsPath(TypeDecorator[str]):

@@ -90,7 +90,7 @@ class _Progress:
     def __init__(self, what: str, total: int | None, done: int) -> None:
         self._bar = None
         if sys.stderr.isatty():
-            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn, TimeRemainingColumn, BarColumn
+            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
             self._bar = Progress(
                 "[progress.description]{task.description}", BarColumn(), DownloadColumn(),

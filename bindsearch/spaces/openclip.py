@@ -234,7 +234,8 @@ class OpenClipSpace(Space):
                 raise SpaceError(f"invalid OpenCLIP model config: {exc}") from None
         if checkpoint is None:
             log.warning(
-                "space %s has RANDOM weights (pretrained: null): its vectors mean nothing; use it for tests and demos only",
+                "space %s has RANDOM weights (pretrained: null): its vectors mean nothing; "
+                "use it for tests and demos only",
                 self.name,
             )
         else:
@@ -257,9 +258,10 @@ class OpenClipSpace(Space):
     def _download(self) -> str:
         """The checkpoint of an OpenCLIP tag, from the user cache or downloaded into it."""
         sources = checkpoint_sources(self._tag_config())
+        filename = os.path.basename(sources[0][1])
         hint = (
             f"download {sources[0][0]} on a machine with internet, then use a space file: "
-            f'{{"model": "openclip", "arch": "{self.arch}", "pretrained": "/path/to/{os.path.basename(sources[0][1])}"}}'
+            f'{{"model": "openclip", "arch": "{self.arch}", "pretrained": "/path/to/{filename}"}}'
         )
         for _, dest in sources:
             if os.path.isfile(dest):
@@ -370,13 +372,19 @@ def _check_inline_config(config: dict[str, Any]) -> None:
 
 
 def _looks_like_path(value: str) -> bool:
-    return os.sep in value or value.startswith(".") or value.startswith("~") or os.path.splitext(value)[1] in {
-        ".bin",
-        ".pt",
-        ".pth",
-        ".safetensors",
-        ".ckpt",
-    }
+    return (
+        os.sep in value
+        or value.startswith(".")
+        or value.startswith("~")
+        or os.path.splitext(value)[1]
+        in {
+            ".bin",
+            ".pt",
+            ".pth",
+            ".safetensors",
+            ".ckpt",
+        }
+    )
 
 
 def _first_line(exc: BaseException) -> str:

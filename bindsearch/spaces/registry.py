@@ -42,7 +42,7 @@ def register_space_kind(cls: type[SpaceKind]) -> type[SpaceKind]:
 
 
 # The space a new library gets when none is named.
-DEFAULT_SPACE = "openclip:ViT-B-32/laion2b_s34b_b79k"
+DEFAULT_SPACE = "imagebind-huge"
 
 
 def default_space_name() -> str:
@@ -110,7 +110,7 @@ def _ensure_kinds_registered() -> None:
     # importing bindsearch does not import torch or open_clip.
     global _registered
     if not _registered:
-        from . import openclip  # noqa: F401
+        from . import imagebind, openclip  # noqa: F401
 
         _registered = True
 

@@ -1,0 +1,344 @@
+"""ImageBind spaces: one checkpoint embeds image, video, text, audio, depth, thermal and IMU data.
+
+Spec (a space file, or the built-in name ``imagebind-huge``)::
+
+    {"model": "imagebind",
+     "checkpoint": "imagebind_huge.pth" | "https://.../imagebind_huge.pth",
+     "config": {"out_embed_dim": 1024, ...},      # optional: the official constructor's arguments
+     "depth": {...}, "thermal": {...}, "imu": {...}}   # optional: loader settings
+
+A relative checkpoint path is relative to the space file; a URL is downloaded
+once into the user cache. Towers load lazily: a text query reads only the text
+tower's weights from the (memory-mapped) checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SpaceError
+from ..modality import Modality
+from ..paths import cache_dir
+from .base import Encoder, Space, resolve_relative
+from .checkpoint import checkpoint_identity
+from .download import download
+from .registry import register_space_kind
+from .torch_runtime import pick_device
+
+log = logging.getLogger("bindsearch")
+
+BUILTIN_NAME = "imagebind-huge"
+HUGE_URL = "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth"
+LICENCE = "the ImageBind weights are licensed CC BY-NC-SA 4.0 (non-commercial use only)"
+
+# Which tower of the model embeds each modality.
+_TOWER = {
+    Modality.IMAGE: "vision",
+    Modality.VIDEO: "vision",
+    Modality.TEXT: "text",
+    Modality.AUDIO: "audio",
+    Modality.DEPTH: "depth",
+    Modality.THERMAL: "thermal",
+    Modality.IMU: "imu",
+}
+_SENSOR_SETTINGS = ("depth", "thermal", "imu")
+
+
+@register_space_kind
+class ImageBindSpace(Space):
+    """The seven modalities of one ImageBind checkpoint."""
+
+    kind = "imagebind"
+
+    def __init__(
+        self,
+        checkpoint: str,
+        config: dict[str, Any] | None = None,
+        settings: dict[str, dict[str, Any]] | None = None,
+        device: str | None = None,
+    ) -> None:
+        from ..models.imagebind import ImageBindConfig
+
+        try:
+            self.config = ImageBindConfig.from_dict(config or {})
+        except ValueError as exc:
+            raise SpaceError(f"invalid ImageBind config: {exc}") from None
+        self.checkpoint = checkpoint
+        self.settings = _parse_settings(settings or {})
+        self._device = device
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_name(cls, name: str) -> ImageBindSpace | None:
+        return cls(HUGE_URL) if name == BUILTIN_NAME else None
+
+    @classmethod
+    def name_help(cls) -> str:
+        return BUILTIN_NAME
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], base_dir: Path | None = None) -> ImageBindSpace:
+        unknown = set(spec) - {"model", "checkpoint", "config", *_SENSOR_SETTINGS}
+        if unknown:
+            raise SpaceError(f"unknown field(s) in imagebind space: {', '.join(sorted(unknown))}")
+        checkpoint = spec.get("checkpoint")
+        if not isinstance(checkpoint, str) or not checkpoint:
+            raise SpaceError('imagebind space needs "checkpoint": a checkpoint file path or URL')
+        if not _is_url(checkpoint):
+            checkpoint = resolve_relative(checkpoint, base_dir)
+        config = spec.get("config")
+        if config is not None and not isinstance(config, dict):
+            raise SpaceError('"config" must be an object of ImageBind constructor arguments')
+        settings = {key: spec[key] for key in _SENSOR_SETTINGS if key in spec}
+        return cls(checkpoint, config, settings)
+
+    # -- identity -----------------------------------------------------------------
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.kind, "checkpoint": self.checkpoint}
+        custom = _non_default_config(self.config)
+        if custom:
+            out["config"] = custom
+        for key in _SENSOR_SETTINGS:
+            if self._custom_settings.get(key):
+                out[key] = self._custom_settings[key]
+        return out
+
+    @property
+    def name(self) -> str:
+        if self.checkpoint == HUGE_URL and not _non_default_config(self.config):
+            return BUILTIN_NAME
+        return f"imagebind:{os.path.basename(self.checkpoint.split('?')[0])}"
+
+    @property
+    def dim(self) -> int:
+        return int(self.config.out_embed_dim)
+
+    @property
+    def modalities(self) -> frozenset[Modality]:
+        return frozenset(Modality)
+
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {
+            "model": self.kind,
+            "arch": self.config.to_dict(),
+            "checkpoint": "file:" + checkpoint_identity(self.checkpoint_path()),
+            "dim": self.dim,
+            # Loader settings change the vectors of their modality, so they are part of the identity.
+            "preprocess": {key: asdict(value) for key, value in self.settings.items()},
+        }
+
+    @property
+    def _custom_settings(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for key, value in self.settings.items():
+            default = type(value)()
+            out[key] = {k: v for k, v in asdict(value).items() if asdict(default)[k] != v}
+        return out
+
+    # -- weights ------------------------------------------------------------------
+
+    def checkpoint_path(self) -> str:
+        """The local checkpoint file, downloaded into the user cache first if the spec names a URL."""
+        if not _is_url(self.checkpoint):
+            if not os.path.isfile(self.checkpoint):
+                raise SpaceError(
+                    f"checkpoint file not found: {self.checkpoint} (the official one is {HUGE_URL}, about 4.5 GB)"
+                )
+            return self.checkpoint
+        dest = cache_dir() / "imagebind" / os.path.basename(self.checkpoint.split("?")[0])
+        if dest.is_file():
+            return str(dest)
+        hint = (
+            f"download it on a machine with internet (about 4.5 GB for the huge model), then use a space file: "
+            f'{{"model": "imagebind", "checkpoint": "/path/to/{dest.name}"}}'
+        )
+        if os.environ.get("BINDSEARCH_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            raise SpaceError(f"the ImageBind checkpoint is not in the cache and BINDSEARCH_OFFLINE is set; {hint}")
+        log.warning("downloading %s into %s; %s", self.checkpoint, dest.parent, LICENCE)
+        return str(download(self.checkpoint, dest, what="the ImageBind checkpoint", offline_hint=hint))
+
+    @property
+    def device(self) -> str:
+        return self._device or pick_device()
+
+    def model_for(self, modality: Modality) -> Any:
+        """The model with the tower of ``modality`` loaded (and no other tower it did not need)."""
+        from ..models.imagebind import ImageBindModel
+
+        tower = _TOWER[modality]
+        with self._lock:
+            if self._model is None:
+                self._model = ImageBindModel(self.config)
+            if not self._model.is_built(tower):
+                path = self.checkpoint_path()
+                dtype = _compute_dtype(self.device)
+                try:
+                    self._model.load_checkpoint(path, [tower], device=self.device, dtype=dtype)
+                except (ValueError, RuntimeError, OSError) as exc:
+                    raise SpaceError(f"cannot load the {tower} tower from {path}: {_first_line(exc)}") from None
+            return self._model
+
+    # -- encoders -------------------------------------------------------------------
+
+    def _make_encoder(self, modality: Modality) -> Encoder:
+        return ImageBindEncoder(self, modality, self._loader(modality))
+
+    def _loader(self, modality: Modality) -> Callable[[Any], Any]:
+        from .. import preprocess  # noqa: F401  (package import keeps the loaders lazy)
+
+        if modality is Modality.IMAGE:
+            return _load_image
+        if modality is Modality.TEXT:
+            return _load_text
+        if modality is Modality.AUDIO:
+            return _load_audio
+        if modality is Modality.VIDEO:
+            return _load_video
+        if modality is Modality.DEPTH:
+            settings = self.settings["depth"]
+            return lambda source: _load_sensor("depth", source, settings)
+        if modality is Modality.THERMAL:
+            settings = self.settings["thermal"]
+            return lambda source: _load_sensor("thermal", source, settings)
+        settings = self.settings["imu"]
+        return lambda source: _load_sensor("imu", source, settings)
+
+
+class ImageBindEncoder(Encoder):
+    """One modality of an ImageBind space: a loader for ``prepare`` and the modality's tower for ``embed_batch``."""
+
+    def __init__(self, space: ImageBindSpace, modality: Modality, loader: Callable[[Any], Any]) -> None:
+        self.space = space
+        self.modality = modality
+        self.dim = space.dim
+        self._loader = loader
+
+    def prepare(self, source: Any) -> Any:
+        return self._loader(source)
+
+    def embed_batch(self, prepared: Sequence[Any]) -> np.ndarray:
+        import torch
+
+        from ..vectors import l2_normalize
+
+        if len(prepared) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self.space.model_for(self.modality)
+        device = self.space.device
+        if self.modality is Modality.IMU:
+            # IMU items may hold several 2000-step windows: embed all, then average each item's windows.
+            counts = [int(p.shape[0]) for p in prepared]
+            out = model.embed("imu", torch.cat(list(prepared)).to(device))
+            parts = torch.split(out, counts)
+            vectors = torch.stack([part.mean(dim=0) for part in parts])
+        else:
+            vectors = model.embed(_KIND[self.modality], torch.stack(list(prepared)).to(device))
+        return l2_normalize(vectors.float().cpu().numpy())
+
+
+_KIND = {Modality.IMAGE: "image", Modality.VIDEO: "video", Modality.TEXT: "text", Modality.AUDIO: "audio",
+         Modality.DEPTH: "depth", Modality.THERMAL: "thermal"}
+
+
+def _load_image(source: Any) -> Any:
+    from PIL import Image
+
+    from ..loaders.image import to_rgb
+    from ..preprocess.files import image_file_to_input
+    from ..preprocess.image import image_to_tensor
+
+    if isinstance(source, Image.Image):
+        return image_to_tensor(to_rgb(source))
+    return image_file_to_input(os.fspath(source))
+
+
+def _load_text(source: Any) -> Any:
+    from ..loaders.text import load_text
+    from ..preprocess.text import tokenize
+
+    text = load_text(os.fspath(source), 16 * 1024) if isinstance(source, Path) else str(source)
+    return tokenize(text)[0]
+
+
+def _load_audio(source: Any) -> Any:
+    from ..errors import NothingToEmbed
+    from ..loaders.audio import has_audio_stream
+    from ..modality import modality_from_path
+    from ..preprocess.files import audio_file_to_input
+
+    path = os.fspath(source)
+    # A video's soundtrack is indexed as audio; a silent video simply has none.
+    if modality_from_path(path) is Modality.VIDEO and not has_audio_stream(path):
+        raise NothingToEmbed(path, "no soundtrack")
+    return audio_file_to_input(path)
+
+
+def _load_video(source: Any) -> Any:
+    from ..preprocess.files import video_file_to_input
+
+    return video_file_to_input(os.fspath(source))
+
+
+def _load_sensor(kind: str, source: Any, settings: Any) -> Any:
+    import torch
+
+    if kind == "depth":
+        from ..loaders.depth import load_depth as load
+    elif kind == "thermal":
+        from ..loaders.thermal import load_thermal as load
+    else:
+        from ..loaders.imu import load_imu as load
+    return torch.as_tensor(load(os.fspath(source), settings))
+
+
+def _parse_settings(given: dict[str, Any]) -> dict[str, Any]:
+    from ..loaders.depth import DepthSettings
+    from ..loaders.imu import ImuSettings
+    from ..loaders.thermal import ThermalSettings
+
+    classes = {"depth": DepthSettings, "thermal": ThermalSettings, "imu": ImuSettings}
+    out = {}
+    for key, cls in classes.items():
+        value = given.get(key) or {}
+        if not isinstance(value, dict):
+            raise SpaceError(f'"{key}" must be an object of {key} loader settings')
+        try:
+            out[key] = cls.from_dict(value)
+        except ValueError as exc:
+            raise SpaceError(f"invalid {key} settings: {exc}") from None
+    return out
+
+
+def _non_default_config(config: Any) -> dict[str, Any]:
+    from ..models.imagebind import ImageBindConfig
+
+    default = ImageBindConfig().to_dict()
+    return {k: v for k, v in config.to_dict().items() if default.get(k) != v}
+
+
+def _compute_dtype(device: str) -> str | None:
+    """``BINDSEARCH_DTYPE`` (bf16, fp16) on a GPU; fp32 otherwise."""
+    wanted = os.environ.get("BINDSEARCH_DTYPE", "").lower()
+    return wanted if wanted and device.startswith("cuda") else None
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,5 @@
+"""``python -m bindsearch.cli``: the same as the ``bindsearch`` command."""
+
+from .app import main
+
+main()
