@@ -6,7 +6,6 @@ import json
 
 import bindsearch
 from bindsearch.errors import LibraryError, UsageError
-from bindsearch.modality import Modality
 
 from .console import handles_errors
 from .options import (
@@ -38,15 +37,7 @@ def embed(
     as_json: JsonOption = False,
 ) -> None:
     """Print the unit vector of one input in a space (default: the library's space, if there is a library)."""
-    files = {
-        Modality.IMAGE: image,
-        Modality.AUDIO: audio,
-        Modality.VIDEO: video,
-        Modality.DEPTH: depth,
-        Modality.THERMAL: thermal,
-        Modality.IMU: imu,
-    }
-    terms = terms_from_options(text, files)
+    terms = terms_from_options(text, image=image, audio=audio, video=video, depth=depth, thermal=thermal, imu=imu)
     if len(terms) != 1:
         raise UsageError("embed takes exactly one input")
     term = terms[0]

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 import bindsearch
-from bindsearch.modality import Modality
 
 from .console import err, handles_errors
 from .options import (
@@ -50,15 +49,7 @@ def query(
 
     Example: bindsearch query --audio dog.wav --target image
     """
-    files = {
-        Modality.IMAGE: image,
-        Modality.AUDIO: audio,
-        Modality.VIDEO: video,
-        Modality.DEPTH: depth,
-        Modality.THERMAL: thermal,
-        Modality.IMU: imu,
-    }
-    terms = terms_from_options(text, files)
+    terms = terms_from_options(text, image=image, audio=audio, video=video, depth=depth, thermal=thermal, imu=imu)
     with bindsearch.open_library(library, space) as lib:
         hits = lib.search(terms, targets=target, k=top)
     if as_json:

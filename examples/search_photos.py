@@ -1,7 +1,7 @@
-"""Index the example folder into a throwaway library and search it three ways with the Python API.
+"""Index the example folder into a throwaway library and search it across modalities with the Python API.
 
-    python examples/search_photos.py                      # the tiny random space: runs anywhere, offline
-    python examples/search_photos.py openclip:ViT-B-32/laion2b_s34b_b79k   # real weights (downloads once)
+    python examples/search_photos.py                  # a tiny random ImageBind: runs anywhere, offline
+    python examples/search_photos.py imagebind-huge   # the real weights (a 4.5 GB download, once)
 """
 
 from __future__ import annotations
@@ -23,13 +23,15 @@ def show(title: str, hits: list[bindsearch.Hit]) -> None:
 
 
 def main() -> None:
-    space = sys.argv[1] if len(sys.argv) > 1 else HERE / "tiny-space.json"
+    space = sys.argv[1] if len(sys.argv) > 1 else HERE / "tiny-imagebind.json"
     with tempfile.TemporaryDirectory() as tmp:
         with bindsearch.open_library(Path(tmp) / "library", space, create=True) as library:
             report = library.index([HERE / "media"])
             print(f"indexed {report.added} files ({report.failed} failed) into a library of space {library.space_name}")
 
             show("text -> images:", library.search([QueryTerm.text("a rocket launch")], targets=["image"], k=3))
+            bird = QueryTerm.file("audio", HERE / "media" / "sounds" / "birdsong.wav")
+            show("sound -> images:", library.search([bird], targets=["image"], k=3))
             show("image -> anything:", library.search([QueryTerm.file("image", HERE / "media" / "cat.jpg")], k=3))
             # Terms add up: a photo of coffee, nudged towards the text "breakfast".
             mixed = [QueryTerm.file("image", HERE / "media" / "coffee.jpg"), QueryTerm.text("breakfast", 0.5)]

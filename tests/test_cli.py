@@ -48,6 +48,7 @@ def test_user_story_in_real_processes(tmp_path):
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert report["added"] == 7 and report["failed"] == 0 and report["errors"] == []
+    assert report["skipped"] == 6  # sound, video, depth, thermal and IMU files: no encoder in an OpenCLIP space
     for key in ("added", "updated", "unchanged", "removed", "failed"):
         assert isinstance(report[key], int)
 
@@ -63,6 +64,7 @@ def test_user_story_in_real_processes(tmp_path):
     assert again.returncode == 0
     report = json.loads(again.stdout)
     assert (report["unchanged"], report["added"], report["updated"], report["embedded"]) == (7, 0, 0, 0)
+    assert report["skipped"] == 6
 
     (media / "cat.jpg").unlink()
     after_delete = json.loads(sh("index", media, "--json", env=env).stdout)
@@ -196,3 +198,21 @@ def test_second_writer_is_refused_with_the_holder_named(tmp_path):
 
 def test_version():
     assert run_cli("--version").stdout.startswith("bindsearch ")
+
+
+def test_imagebind_quick_start_in_real_processes(tmp_path):
+    """The README's offline ImageBind demo: every modality of the example folder, then audio -> images."""
+    media = copy_examples(tmp_path / "media")
+    space = TINY_SPACE_FILE.parent / "tiny-imagebind.json"
+    env = {"BINDSEARCH_LIBRARY": str(tmp_path / "lib")}
+    first = sh("index", media, "--space", space, "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["added"] == 14
+    info = json.loads(sh("info", "--json", env=env).stdout)
+    assert info["counts"] == {"audio": 3, "depth": 1, "image": 5, "imu": 1, "text": 2, "thermal": 1, "video": 1}
+    hits = json.loads(sh("query", "--audio", media / "sounds" / "birdsong.wav", "--target", "image", "--json",
+                         env=env).stdout)
+    assert len(hits) == 5 and {h["modality"] for h in hits} == {"image"}
+    both = json.loads(sh("query", "--imu", media / "imu" / "walk.csv", "--depth", media / "depth" / "room.png",
+                         "--json", "-k", "3", env=env).stdout)
+    assert len(both) == 3

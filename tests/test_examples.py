@@ -11,7 +11,8 @@ def test_example_script_runs_offline():
     result = subprocess.run([sys.executable, str(REPO / "examples" / "search_photos.py")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "indexed 7 files (0 failed)" in result.stdout
+    assert "indexed 14 files (0 failed)" in result.stdout
+    assert "sound -> images:" in result.stdout
     lines = result.stdout.splitlines()
     first_image_hit = lines[lines.index("image -> anything:") + 1]
     assert "1.000" in first_image_hit and "cat.jpg" in first_image_hit

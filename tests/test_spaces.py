@@ -205,3 +205,29 @@ def test_missing_or_bad_checkpoint(tmp_path):
 def test_bindsearch_embed_function(tiny_space_file):
     v = bindsearch.embed("text", "hello", space=tiny_space_file)
     assert v.shape == (64,)
+
+
+TINY_IMAGEBIND = Path(__file__).resolve().parent.parent / "examples" / "tiny-imagebind.json"
+
+
+def test_random_imagebind_space_is_deterministic_whatever_the_tower_order(caplog):
+    first, second = bindsearch.load_space(TINY_IMAGEBIND), bindsearch.load_space(TINY_IMAGEBIND)
+    with caplog.at_level(logging.WARNING, logger="bindsearch"):
+        text = first.embed("text", "a dog")
+    assert "RANDOM weights" in caplog.text
+    image = first.embed("image", TINY_IMAGEBIND.parent / "media" / "cat.jpg")
+    # The other space builds its towers in the opposite order.
+    np.testing.assert_array_equal(second.embed("image", TINY_IMAGEBIND.parent / "media" / "cat.jpg"), image)
+    np.testing.assert_array_equal(second.embed("text", "a dog"), text)
+    assert first.fingerprint == second.fingerprint
+    assert first.name == "imagebind:random(seed=0)" and first.spec["seed"] == 0
+
+
+def test_random_imagebind_seed_matters(tmp_path):
+    spec = json.loads(TINY_IMAGEBIND.read_text())
+    spec["seed"] = 5
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    other = bindsearch.load_space(tmp_path / "s.json")
+    base = bindsearch.load_space(TINY_IMAGEBIND)
+    assert other.fingerprint != base.fingerprint
+    assert not np.allclose(other.embed("text", "a dog"), base.embed("text", "a dog"))

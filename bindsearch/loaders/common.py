@@ -41,6 +41,10 @@ def check_content(path: str, expected: Modality) -> bytes:
     return head
 
 
+# OS errors that are about the file (reported as such); others raised while decoding mean corrupt data.
+FILE_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ELOOP, errno.EISDIR, errno.EIO}
+
+
 def os_reason(exc: OSError) -> str:
     """A short reason for an OS error, without repeating the path."""
     if exc.errno == errno.EACCES:

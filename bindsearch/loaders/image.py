@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import struct
 import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import MediaError
 from ..modality import Modality
-from .common import check_content, os_reason
+from .common import FILE_ERRNOS, check_content, os_reason
 
 # Refuse images above this many pixels: a small file can claim a huge canvas
 # ("decompression bomb") and decoding it would exhaust memory.
@@ -18,6 +19,15 @@ MAX_PIXELS = 178_956_970  # 2x Pillow's default warning threshold, Pillow's own 
 def load_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an image file into an RGB image (first frame of an animation)."""
     check_content(path, Modality.IMAGE)
+    return to_rgb(decode_image(path, max_pixels))
+
+
+def decode_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode the first frame of an image file in its own mode (16-bit stays 16-bit), EXIF orientation applied.
+
+    Refuses images over ``max_pixels`` before decoding them. Every decoder
+    failure becomes MediaError.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on EXIF oddities and near-bomb sizes
@@ -27,9 +37,14 @@ def load_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
                     raise MediaError(
                         path, f"image is too large ({width} x {height} pixels; the limit is {max_pixels:,} pixels)"
                     )
+                if width < 1 or height < 1:
+                    raise MediaError(path, f"image has no pixels ({width} x {height})")
                 img.seek(0)
                 img.load()
-                return to_rgb(ImageOps.exif_transpose(img))
+                out = img
+                if img.getexif().get(0x0112, 1) != 1:
+                    out = ImageOps.exif_transpose(img)
+                return out.copy() if out is img else out
     except MediaError:
         raise
     except Image.DecompressionBombError:
@@ -37,11 +52,13 @@ def load_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     except UnidentifiedImageError:
         raise MediaError(path, "not an image Pillow can read (unknown or corrupt format)") from None
     except OSError as exc:
-        if exc.errno is not None:
+        if exc.errno in FILE_ERRNOS:
             raise MediaError(path, os_reason(exc)) from None
         raise MediaError(path, f"corrupt or truncated image ({exc})") from None
-    except (ValueError, SyntaxError, EOFError, IndexError) as exc:
+    except (ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError, struct.error) as exc:
         raise MediaError(path, f"corrupt image ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:
+        raise MediaError(path, f"corrupt image or unsupported variant ({type(exc).__name__}: {exc})") from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -7,28 +7,22 @@ loads pickled arrays.
 
 from __future__ import annotations
 
-import errno
 import math
 import os
-import struct
-import warnings
 import zipfile
 import zlib
 from collections.abc import Mapping
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import MediaError
 from ..modality import looks_like_text, sniff_format
-from .common import os_reason, read_head
-from .image import MAX_PIXELS
+from .common import FILE_ERRNOS, os_reason, read_head
+from .image import decode_image
 
 NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
-# OS errors that are about the file (reported as such); others raised while decoding mean corrupt data.
-_FILE_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ELOOP, errno.EISDIR, errno.EIO}
 
 
 def describe_mode(mode: str) -> str:
@@ -105,43 +99,7 @@ def _extension(path: str) -> str:
     return os.path.splitext(str(path))[1].lower()
 
 
-def open_sensor_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode the first frame of an image file in its own mode (16-bit stays 16-bit), EXIF orientation applied.
-
-    Refuses images over ``max_pixels`` before decoding them. Every decoder
-    failure becomes MediaError.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow warns on EXIF oddities and near-bomb sizes
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise MediaError(
-                        path, f"image is too large ({width} x {height} pixels; the limit is {max_pixels:,} pixels)"
-                    )
-                if width < 1 or height < 1:
-                    raise MediaError(path, f"image has no pixels ({width} x {height})")
-                img.seek(0)
-                img.load()
-                out = img
-                if img.getexif().get(0x0112, 1) != 1:
-                    out = ImageOps.exif_transpose(img)
-                return out.copy() if out is img else out
-    except MediaError:
-        raise
-    except Image.DecompressionBombError:
-        raise MediaError(path, f"image is too large (over {max_pixels:,} pixels)") from None
-    except UnidentifiedImageError:
-        raise MediaError(path, "not an image Pillow can read (unknown or corrupt format)") from None
-    except OSError as exc:
-        if exc.errno in _FILE_ERRNOS:
-            raise MediaError(path, os_reason(exc)) from None
-        raise MediaError(path, f"corrupt or truncated image ({exc})") from None
-    except (ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError, struct.error) as exc:
-        raise MediaError(path, f"corrupt image ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:
-        raise MediaError(path, f"corrupt image or unsupported variant ({type(exc).__name__}: {exc})") from None
+open_sensor_image = decode_image  # depth and thermal keep their own mode (16-bit stays 16-bit)
 
 
 def load_numeric_array(path: str, *, name: str, max_elements: int, what: str) -> np.ndarray:
@@ -161,7 +119,7 @@ def load_numeric_array(path: str, *, name: str, max_elements: int, what: str) ->
     except MediaError:
         raise
     except OSError as exc:
-        if exc.errno in _FILE_ERRNOS:
+        if exc.errno in FILE_ERRNOS:
             raise MediaError(path, os_reason(exc)) from None
         raise MediaError(path, f"corrupt or truncated NumPy file ({exc})") from None
     raise MediaError(path, "not a NumPy .npy or .npz file")

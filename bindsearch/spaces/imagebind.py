@@ -3,12 +3,13 @@
 Spec (a space file, or the built-in name ``imagebind-huge``)::
 
     {"model": "imagebind",
-     "checkpoint": "imagebind_huge.pth" | "https://.../imagebind_huge.pth",
+     "checkpoint": "imagebind_huge.pth" | "https://.../imagebind_huge.pth" | null,
      "config": {"out_embed_dim": 1024, ...},      # optional: the official constructor's arguments
      "depth": {...}, "thermal": {...}, "imu": {...}}   # optional: loader settings
 
 A relative checkpoint path is relative to the space file; a URL is downloaded
-once into the user cache. Towers load lazily: a text query reads only the text
+once into the user cache; ``null`` gives random weights fixed by ``"seed"``
+(for tests and demos only). Towers load lazily: a text query reads only the text
 tower's weights from the (memory-mapped) checkpoint.
 """
 
@@ -60,10 +61,11 @@ class ImageBindSpace(Space):
 
     def __init__(
         self,
-        checkpoint: str,
+        checkpoint: str | None,
         config: dict[str, Any] | None = None,
         settings: dict[str, dict[str, Any]] | None = None,
         device: str | None = None,
+        seed: int = 0,
     ) -> None:
         from ..models.imagebind import ImageBindConfig
 
@@ -72,6 +74,7 @@ class ImageBindSpace(Space):
         except ValueError as exc:
             raise SpaceError(f"invalid ImageBind config: {exc}") from None
         self.checkpoint = checkpoint
+        self.seed = int(seed)
         self.settings = _parse_settings(settings or {})
         self._device = device
         self._model: Any = None
@@ -89,25 +92,32 @@ class ImageBindSpace(Space):
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], base_dir: Path | None = None) -> ImageBindSpace:
-        unknown = set(spec) - {"model", "checkpoint", "config", *_SENSOR_SETTINGS}
+        unknown = set(spec) - {"model", "checkpoint", "config", "seed", *_SENSOR_SETTINGS}
         if unknown:
             raise SpaceError(f"unknown field(s) in imagebind space: {', '.join(sorted(unknown))}")
-        checkpoint = spec.get("checkpoint")
-        if not isinstance(checkpoint, str) or not checkpoint:
-            raise SpaceError('imagebind space needs "checkpoint": a checkpoint file path or URL')
-        if not _is_url(checkpoint):
+        if "checkpoint" not in spec:
+            raise SpaceError('imagebind space needs "checkpoint": a checkpoint file path, a URL, or null')
+        checkpoint = spec["checkpoint"]
+        if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint):
+            raise SpaceError('"checkpoint" must be a checkpoint file path, a URL, or null for random weights')
+        if checkpoint is not None and not _is_url(checkpoint):
             checkpoint = resolve_relative(checkpoint, base_dir)
+        seed = spec.get("seed", 0)
+        if not isinstance(seed, int):
+            raise SpaceError('"seed" must be an integer')
         config = spec.get("config")
         if config is not None and not isinstance(config, dict):
             raise SpaceError('"config" must be an object of ImageBind constructor arguments')
         settings = {key: spec[key] for key in _SENSOR_SETTINGS if key in spec}
-        return cls(checkpoint, config, settings)
+        return cls(checkpoint, config, settings, seed=seed)
 
     # -- identity -----------------------------------------------------------------
 
     @property
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.kind, "checkpoint": self.checkpoint}
+        if self.checkpoint is None:
+            out["seed"] = self.seed
         custom = _non_default_config(self.config)
         if custom:
             out["config"] = custom
@@ -120,6 +130,8 @@ class ImageBindSpace(Space):
     def name(self) -> str:
         if self.checkpoint == HUGE_URL and not _non_default_config(self.config):
             return BUILTIN_NAME
+        if self.checkpoint is None:
+            return f"imagebind:random(seed={self.seed})"
         return f"imagebind:{os.path.basename(self.checkpoint.split('?')[0])}"
 
     @property
@@ -134,7 +146,11 @@ class ImageBindSpace(Space):
         return {
             "model": self.kind,
             "arch": self.config.to_dict(),
-            "checkpoint": "file:" + checkpoint_identity(self.checkpoint_path()),
+            "checkpoint": (
+                f"random:seed={self.seed}"
+                if self.checkpoint is None
+                else "file:" + checkpoint_identity(self.checkpoint_path())
+            ),
             "dim": self.dim,
             # Loader settings change the vectors of their modality, so they are part of the identity.
             "preprocess": {key: asdict(value) for key, value in self.settings.items()},
@@ -152,6 +168,8 @@ class ImageBindSpace(Space):
 
     def checkpoint_path(self) -> str:
         """The local checkpoint file, downloaded into the user cache first if the spec names a URL."""
+        if self.checkpoint is None:
+            raise SpaceError(f"space {self.name} has random weights and no checkpoint file")
         if not _is_url(self.checkpoint):
             if not os.path.isfile(self.checkpoint):
                 raise SpaceError(
@@ -182,7 +200,9 @@ class ImageBindSpace(Space):
         with self._lock:
             if self._model is None:
                 self._model = ImageBindModel(self.config)
-            if not self._model.is_built(tower):
+            if not self._model.is_built(tower) and self.checkpoint is None:
+                self._build_random(tower)
+            elif not self._model.is_built(tower):
                 path = self.checkpoint_path()
                 dtype = _compute_dtype(self.device)
                 try:
@@ -190,6 +210,23 @@ class ImageBindSpace(Space):
                 except (ValueError, RuntimeError, OSError) as exc:
                     raise SpaceError(f"cannot load the {tower} tower from {path}: {_first_line(exc)}") from None
             return self._model
+
+    def _build_random(self, tower: str) -> None:
+        import torch
+
+        from ..models.imagebind.config import MODALITIES
+
+        if not self._model.built_modalities:
+            log.warning(
+                "space %s has RANDOM weights (checkpoint: null): its vectors mean nothing; "
+                "use it for tests and demos only",
+                self.name,
+            )
+        # One seed per tower, so a tower's weights do not depend on which towers were built before it.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1000 + MODALITIES.index(tower))
+            self._model.tower(tower)
+        self._model.tower(tower).to(self.device)
 
     # -- encoders -------------------------------------------------------------------
 
