@@ -103,11 +103,21 @@ def audio_duration(path: str) -> float | None:
 
 
 def has_audio_stream(path: str) -> bool:
-    """True when FFmpeg finds an audio stream in the file (e.g. a video with a soundtrack)."""
+    """True when FFmpeg finds an audio stream in the file (e.g. a video with a soundtrack).
+
+    Raises MediaError for a file that is missing, empty, not media, or so
+    damaged that FFmpeg finds neither audio nor video in it (an MP4 cut
+    inside its header), rather than answering False for it.
+    """
+    check_content(path, Modality.AUDIO)
     av = _import_av()
     try:
         with av.open(path, metadata_errors="ignore") as container:
+            if not container.streams.audio and not container.streams.video:
+                raise MediaError(path, NO_STREAMS_REASON)
             return len(container.streams.audio) > 0
+    except MediaError:
+        raise
     except Exception as exc:
         raise MediaError(path, decoder_reason(exc)) from None
 
@@ -152,10 +162,10 @@ def _check_wav_complete(path: str, frames: int, channels: int, subtype: str) -> 
         return
     expected = declared // (width * channels)
     if frames < expected:
-        missing = (expected - frames) / max(expected, 1)
+        share = (expected - frames) / max(expected, 1)
+        missing = f"{share:.0%} missing" if share >= 0.01 else f"{expected - frames} missing"
         raise MediaError(
-            path,
-            f"truncated WAV: the header declares {expected} samples, the file holds {frames} ({missing:.0%} missing)",
+            path, f"truncated WAV: the header declares {expected} samples, the file holds {frames} ({missing})"
         )
 
 
@@ -187,8 +197,15 @@ def _import_av():
     return av
 
 
+# What a container with neither audio nor video streams means: FFmpeg opened it but could not read
+# the stream headers (an MP4 cut inside its 'moov' box, say).
+NO_STREAMS_REASON = "corrupt or truncated file (no audio or video stream could be read from it)"
+
+
 def _first_audio_stream(container, path: str):
     streams = container.streams.audio
+    if not streams and not container.streams.video:
+        raise MediaError(path, NO_STREAMS_REASON)
     if not streams:
         raise MediaError(path, "no audio stream in the file")
     return streams[0]

@@ -36,9 +36,54 @@ def check_content(path: str, expected: Modality) -> bytes:
         found[1] is Modality.VIDEO and expected is Modality.AUDIO
     ):
         raise MediaError(path, f"content is {found[0]} ({found[1].value}), not {expected.value} as the name says")
-    if found is None and expected is not Modality.TEXT and looks_like_text(head):
-        raise MediaError(path, f"content is plain text, not {expected.value} as the name says")
+    if found is None and expected is not Modality.TEXT:
+        cut = cut_signature(head)
+        if cut is not None:
+            raise MediaError(path, truncated_reason(cut, len(head)))
+        if looks_like_text(head):
+            raise MediaError(path, f"content is plain text, not {expected.value} as the name says")
     return head
+
+
+# Leading bytes of the binary formats the loaders read, and how many bytes it takes to recognise
+# each. A file cut before that (a few bytes long) would otherwise pass for plain text (a lone 0xFF
+# byte reads as a cut UTF-8 character) or for unknown data.
+_SIGNATURES = [
+    (b"\xff\xd8\xff", 3, "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", 8, "PNG"),
+    (b"GIF8", 6, "GIF"),
+    (b"II*\x00", 4, "TIFF"),
+    (b"MM\x00*", 4, "TIFF"),
+    (b"RIFF", 12, "RIFF (WAV, AVI or WebP)"),  # "RIFF", size, then the form type
+    (b"fLaC", 4, "FLAC"),
+    (b"OggS", 4, "Ogg"),
+    (b"ID3", 3, "MP3"),
+    (b"\x1a\x45\xdf\xa3", 4, "Matroska/WebM"),
+    (b"\x93NUMPY", 6, "NumPy .npy"),
+    (b"PK\x03\x04", 4, "zip (.npz)"),
+]
+
+
+def cut_signature(head: bytes) -> str | None:
+    """The format a whole file too short to be recognised begins like, else None.
+
+    ``head`` must be the file's entire content (a file shorter than
+    ``HEAD_BYTES``). A single printable ASCII byte is too weak a sign (a
+    one-letter text file).
+    """
+    if not head or len(head) >= HEAD_BYTES:
+        return None
+    if len(head) == 1 and 0x20 <= head[0] < 0x7F:
+        return None
+    for magic, needed, name in _SIGNATURES:
+        if len(head) < needed and (magic.startswith(head) or head.startswith(magic)):
+            return name
+    return None
+
+
+def truncated_reason(format_name: str, size: int) -> str:
+    """The reason for a file that ``cut_signature`` recognised: "truncated PNG file (only 3 bytes)"."""
+    return f"truncated {format_name} file (only {size} byte{'' if size == 1 else 's'})"
 
 
 # OS errors that are about the file (reported as such); others raised while decoding mean corrupt data.

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import MediaError
-from ..modality import Modality
-from .common import FILE_ERRNOS, check_content, os_reason
+from ..modality import Modality, sniff_format
+from .common import FILE_ERRNOS, check_content, os_reason, read_head
 
 # Refuse images above this many pixels: a small file can claim a huge canvas
 # ("decompression bomb") and decoding it would exhaust memory.
@@ -47,9 +48,13 @@ def decode_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
                 return out.copy() if out is img else out
     except MediaError:
         raise
-    except Image.DecompressionBombError:
-        raise MediaError(path, f"image is too large (over {max_pixels:,} pixels)") from None
+    except Image.DecompressionBombError as exc:
+        raise MediaError(path, _too_large_reason(exc, max_pixels)) from None
     except UnidentifiedImageError:
+        found = _sniffed_image_format(path)
+        if found is not None:
+            # The signature is right but Pillow cannot parse the header that follows it.
+            raise MediaError(path, f"corrupt or truncated {found} image (its header cannot be read)") from None
         raise MediaError(path, "not an image Pillow can read (unknown or corrupt format)") from None
     except OSError as exc:
         if exc.errno in FILE_ERRNOS:
@@ -59,6 +64,22 @@ def decode_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise MediaError(path, f"corrupt image ({type(exc).__name__}: {exc})") from None
     except Exception as exc:
         raise MediaError(path, f"corrupt image or unsupported variant ({type(exc).__name__}: {exc})") from None
+
+
+def _too_large_reason(exc: Exception, max_pixels: int) -> str:
+    # Pillow refuses such an image in Image.open, before its size can be read; its message has the count.
+    match = re.search(r"Image size \((\d+) pixels\)", str(exc))
+    if match:
+        return f"image is too large ({int(match.group(1)):,} pixels; the limit is {max_pixels:,} pixels)"
+    return f"image is too large (over {max_pixels:,} pixels)"
+
+
+def _sniffed_image_format(path: str) -> str | None:
+    try:
+        found = sniff_format(read_head(path))
+    except MediaError:
+        return None
+    return found[0] if found is not None and found[1] is Modality.IMAGE else None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ..modality import looks_like_text, sniff_format
-from .common import FILE_ERRNOS, os_reason, read_head
+from .common import FILE_ERRNOS, cut_signature, os_reason, read_head, truncated_reason
 from .image import decode_image
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -86,6 +86,10 @@ def sniff_sensor_file(path: str, kinds_by_ext: Mapping[str, str], what: str) -> 
         if guess in accepted or (kind == "unknown" and "image" in accepted):
             return "image" if kind == "unknown" else guess
         raise MediaError(path, f"content is {words}, not {what}")
+    if kind in ("text", "unknown") and expected not in (None, "csv"):
+        cut = cut_signature(head)
+        if cut is not None:
+            raise MediaError(path, truncated_reason(cut, len(head)))
     if expected == "csv":
         if kind == "text":
             return "csv"

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ..modality import Modality
-from .audio import decoder_reason, has_audio_stream, load_audio
+from .audio import NO_STREAMS_REASON, decoder_reason, has_audio_stream, load_audio
 from .common import check_content
 
 # Decode forward instead of seeking when the next wanted frame is at most this far ahead
@@ -153,6 +153,8 @@ _ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC
 def _first_video_stream(container, path: str):
     # Cover art in an audio file shows up as a one-frame "video" stream: not a video.
     streams = [s for s in container.streams.video if not s.disposition & _ATTACHED_PIC]
+    if not container.streams.video and not container.streams.audio:
+        raise MediaError(path, NO_STREAMS_REASON)
     if not streams:
         raise MediaError(path, "no video stream in the file")
     return streams[0]
