@@ -29,6 +29,11 @@ def index(
         typer.Option("--modality", "-m", metavar="MODALITY", help="Treat every file found as this modality."),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", help="Files per model call.", min=1)] = 32,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", metavar="N", min=0,
+                     help="Processes reading files (default: one per core but one; 0: none, read in turn)."),
+    ] = None,
     errors: Annotated[bool, typer.Option("--errors", "-e", help="List every failed file with its reason.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -43,9 +48,9 @@ def index(
         observer: IndexObserver = RichIndexProgress() if show_progress else IndexObserver()
         if isinstance(observer, RichIndexProgress):
             with observer:
-                report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size)
+                report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size, workers=workers)
         else:
-            report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size)
+            report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size, workers=workers)
     if as_json:
         print_json(report)
     else:

@@ -62,8 +62,11 @@ def index_summary(report: IndexReport) -> str:
         f"failed {report.failed}",
     ]
     if report.skipped:
-        parts.append(f"skipped {report.skipped} (no encoder in this space)")
-    return ", ".join(parts) + f" in {report.seconds:.1f} s"
+        parts.append(f"skipped {report.skipped} (nothing this space can embed)")
+    summary = ", ".join(parts) + f" in {report.seconds:.1f} s"
+    if report.rates:
+        summary += "\nembedded " + ", ".join(f"{m} {r:.1f} files/s" for m, r in report.rates.items())
+    return summary
 
 
 def print_info(info: LibraryInfo) -> None:

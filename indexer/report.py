@@ -29,6 +29,8 @@ class IndexReport:
     embedded: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    # Files embedded per second, per modality, over the reading and embedding phase.
+    rates: dict[str, float] = field(default_factory=dict)
     errors: list[FileError] = field(default_factory=list)
 
     def fail(self, path: str, reason: str) -> None:
@@ -40,7 +42,7 @@ class IndexObserver:
     """Receives progress events from ``index_paths``; every method is optional (no-op here)."""
 
     def phase(self, name: str) -> None:
-        """The run entered a phase: "scanning", "loading model", "embedding", "saving"."""
+        """The run entered a phase: "scanning", "reading files", "loading model", "embedding", "saving"."""
 
     def started(self, total: int) -> None:
         """``total`` files are new or changed and will be read."""

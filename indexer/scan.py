@@ -7,16 +7,20 @@ re-index of an unchanged folder costs one stat per file.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import stat
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from bindsearch.modality import Modality, modality_from_path
+from bindsearch.modality import SENSOR_MODALITIES, Modality, modality_from_path
 
 
-@dataclass(frozen=True)
-class FoundFile:
-    """A file the walk found. ``error`` is set when it cannot be read at all (size and mtime are then 0)."""
+class FoundFile(NamedTuple):
+    """A file the walk found. ``error`` is set when it cannot be read at all (size and mtime are then 0).
+
+    A named tuple, not a dataclass: a walk makes one per file, and this is the cheapest immutable record.
+    """
 
     path: str
     modality: Modality
@@ -55,15 +59,30 @@ def scan(
     result = ScanResult(soundtracks=soundtracks and forced is None)
     excluded = {_dir_key(p) for p in (exclude or []) if os.path.isdir(p)}
     visited: set[tuple[int, int]] = set()
-    for root in roots:
-        if os.path.isdir(root):
-            _walk(root, forced, excluded, visited, result)
-        else:
-            _add_file(root, forced, result, named=True)
+    # The walk makes a few small acyclic objects per file: cyclic garbage collection
+    # passes over a growing heap would only cost time (10-20% of a large walk).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for root in roots:
+            if os.path.isdir(root):
+                _walk(root, forced, excluded, visited, result)
+            else:
+                _add_file(root, forced, result, named=True)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return result
 
 
 def _walk(top: str, forced: Modality | None, excluded: set, visited: set, result: ScanResult) -> None:
+    # The per-file work is kept small (this loop runs once per file of the library):
+    # the DirEntry's own stat, a modality looked up once per folder and kind of name,
+    # and a plain tuple per file found.
+    files = result.files
+    soundtracks = result.soundtracks
+    video, audio = Modality.VIDEO, Modality.AUDIO
+    s_isreg = stat.S_ISREG
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -73,13 +92,15 @@ def _walk(top: str, forced: Modality | None, excluded: set, visited: set, result
         visited.add(key)
         try:
             with os.scandir(folder) as entries:
-                children = sorted(entries, key=lambda e: e.name)
+                children = sorted(entries, key=_entry_name)
         except OSError as exc:
             result.unreadable_dirs.append((folder, _reason(exc)))
             continue
         subfolders = []
+        kinds: dict = {}  # name shape -> modality, for this folder
         for entry in children:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name[0] == ".":
                 continue
             try:
                 is_dir = entry.is_dir()  # follows symbolic links
@@ -87,9 +108,55 @@ def _walk(top: str, forced: Modality | None, excluded: set, visited: set, result
                 is_dir = False
             if is_dir:
                 subfolders.append(entry.path)
+                continue
+            path = entry.path
+            if forced is not None:
+                modality = forced
             else:
-                _add_file(entry.path, forced, result, named=False)
+                shape = _name_shape(name)
+                try:
+                    modality = kinds[shape]
+                except KeyError:
+                    modality = kinds[shape] = modality_from_path(path)
+                if modality is None:
+                    result.ignored += 1
+                    continue
+            try:
+                st = entry.stat()  # follows symbolic links, like os.stat
+            except OSError as exc:
+                _stat_failed(path, modality, exc, result, named=False)
+                continue
+            if not s_isreg(st.st_mode):
+                result.add(FoundFile(path, modality, 0, 0, "not a regular file"))
+                continue
+            found = FoundFile(path, modality, st.st_size, st.st_mtime_ns)
+            files.append(found)
+            if soundtracks and modality is video:
+                files.append(found._replace(modality=audio))
         stack.extend(reversed(subfolders))
+
+
+def _entry_name(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def _name_shape(name: str) -> tuple[str, str] | None:
+    """What ``modality_from_path`` reads of a file name within one folder: its extension, and
+    its inner extension when that names a sensor modality ("scan.depth.png").
+
+    Two names of one folder with the same shape have the same modality, so it is
+    looked up once per shape (tests/test_noop_speed.py checks this against
+    ``modality_from_path`` on awkward names). For names not starting with a dot
+    (hidden names are skipped), ``rpartition`` splits as ``os.path.splitext`` does.
+    """
+    head, dot, ext = name.lower().rpartition(".")
+    if not dot:
+        return None  # no extension
+    inner = head.rpartition(".")[2] if "." in head else ""
+    return ext, (inner if inner in _SENSOR_NAMES else "")
+
+
+_SENSOR_NAMES = frozenset(m.value for m in SENSOR_MODALITIES)
 
 
 def _add_file(path: str, forced: Modality | None, result: ScanResult, named: bool) -> None:
@@ -100,18 +167,22 @@ def _add_file(path: str, forced: Modality | None, result: ScanResult, named: boo
     try:
         st = os.stat(path)
     except OSError as exc:
-        if exc.errno == errno.ENOENT and os.path.islink(path):
-            reason = "broken symbolic link (its target does not exist)"
-        elif exc.errno == errno.ENOENT and not named:
-            return  # deleted while we walked: nothing to index, and the sweep removes it
-        else:
-            reason = _reason(exc)
-        result.add(FoundFile(path, modality, 0, 0, reason))
+        _stat_failed(path, modality, exc, result, named)
         return
     if not stat.S_ISREG(st.st_mode):
         result.add(FoundFile(path, modality, 0, 0, "not a regular file"))
         return
     result.add(FoundFile(path, modality, st.st_size, st.st_mtime_ns))
+
+
+def _stat_failed(path: str, modality: Modality, exc: OSError, result: ScanResult, named: bool) -> None:
+    if exc.errno == errno.ENOENT and os.path.islink(path):
+        reason = "broken symbolic link (its target does not exist)"
+    elif exc.errno == errno.ENOENT and not named:
+        return  # deleted while we walked: nothing to index, and the sweep removes it
+    else:
+        reason = _reason(exc)
+    result.add(FoundFile(path, modality, 0, 0, reason))
 
 
 def _dir_key(path: str) -> tuple[int, int] | None:

@@ -170,3 +170,18 @@ def test_a_library_without_vectors_takes_the_space_it_is_opened_with(tmp_path, t
         _add_random(lib, Modality.IMAGE, 1, seed=1)
     with pytest.raises(SpaceMismatchError):  # now it holds vectors: no more rebinding
         bindsearch.open_library(tmp_path / "lib", other)
+
+
+def test_a_writer_refuses_a_library_switched_to_another_space_since_it_was_opened(tmp_path, tiny_space):
+    other = bindsearch.load_space(write_space(tmp_path / "other.json", seed=7))
+    bindsearch.open_library(tmp_path / "lib", tiny_space, create=True).close()
+    first = bindsearch.open_library(tmp_path / "lib")  # no vectors yet: another open may switch it
+    bindsearch.open_library(tmp_path / "lib", other).close()
+    with pytest.raises(SpaceMismatchError, match="switched to another space by another process"):
+        with first.writer():
+            pass
+    first.close()
+    with bindsearch.open_library(tmp_path / "lib") as lib:
+        assert lib.fingerprint == other.fingerprint
+        with lib.writer():  # the lock was released
+            pass

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import gc
 import glob
 import json
 import logging
 import os
+import shutil
 import sqlite3
+import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from ..errors import LibraryError, SpaceMismatchError
+from ..errors import LibraryError, LibraryLockedError, SpaceMismatchError
 from ..modality import Modality
 from ..paths import default_library_path
 from ..spaces import Space, load_space
@@ -63,9 +67,11 @@ class LibraryInfo:
     size_bytes: int = 0
 
 
-@dataclass(frozen=True)
-class StoredItem:
-    """An item row as the indexer needs it to decide what changed."""
+class StoredItem(NamedTuple):
+    """An item row as the indexer needs it to decide what changed.
+
+    A named tuple, not a dataclass: a re-index reads one per item of the library.
+    """
 
     id: int
     path: str
@@ -136,7 +142,14 @@ class Library:
             requested = load_space(space)
             if requested.fingerprint != meta["space_fingerprint"] and library._holds_no_vectors():
                 # Nothing embedded yet (say a first run could not load its model): nothing to lose.
-                library._rebind(requested)
+                # Under the writer lock, so that a run of the first space is not overtaken.
+                try:
+                    with WriterLock(str(folder / LOCK_FILE), str(folder)):
+                        if library._holds_no_vectors():
+                            library._rebind(requested)
+                except LibraryLockedError:
+                    engine.dispose()
+                    raise
             elif requested.fingerprint != meta["space_fingerprint"]:
                 engine.dispose()
                 raise SpaceMismatchError(
@@ -152,14 +165,21 @@ class Library:
     def _create(cls, folder: Path, space: Space) -> Library:
         if folder.exists() and not folder.is_dir():
             raise LibraryError(f"cannot create a library at {folder}: it is a file")
+        if (folder / DB_FILE).exists():  # another process created it meanwhile: use it
+            return cls.open(folder, space)
         if folder.is_dir() and any(folder.iterdir()):
             raise LibraryError(f"cannot create a library at {folder}: the folder exists and is not a library")
         spec, fingerprint, dim = space.spec, space.fingerprint, space.dim
+        # Built in a temporary folder beside the target and renamed into place: a process
+        # killed halfway leaves no half-made library, only a hidden folder that is cleared next time.
         try:
-            (folder / INDEX_DIR).mkdir(parents=True, exist_ok=True)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            _remove_abandoned_staging(folder)
+            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.creating-{os.getpid()}-", dir=folder.parent))
+            (staging / INDEX_DIR).mkdir()
         except OSError as exc:
             raise LibraryError(f"cannot create a library at {folder}: {exc.strerror or exc}") from None
-        engine = _engine(folder / DB_FILE)
+        engine = _engine(staging / DB_FILE)
         meta = {
             "schema_version": str(SCHEMA_VERSION),
             "space_spec": json.dumps(spec, sort_keys=True),
@@ -168,10 +188,20 @@ class Library:
             "dim": str(dim),
             "created_at": repr(time.time()),
         }
-        Base.metadata.create_all(engine)
-        with engine.begin() as conn:
-            conn.execute(Meta.__table__.insert(), [{"key": k, "value": v} for k, v in meta.items()])
-        return cls(folder, engine, meta, space)
+        try:
+            Base.metadata.create_all(engine)
+            with engine.begin() as conn:
+                conn.execute(Meta.__table__.insert(), [{"key": k, "value": v} for k, v in meta.items()])
+            engine.dispose()
+            os.replace(staging, folder)  # an empty target folder is replaced too
+        except (OSError, DatabaseError, OperationalError) as exc:
+            engine.dispose()
+            shutil.rmtree(staging, ignore_errors=True)
+            if (folder / DB_FILE).exists():  # another process created it first: use theirs
+                return cls.open(folder, space)
+            reason = getattr(exc, "strerror", None) or exc
+            raise LibraryError(f"cannot create a library at {folder}: {reason}") from None
+        return cls(folder, _engine(folder / DB_FILE), meta, space)
 
     def _holds_no_vectors(self) -> bool:
         with self._engine.connect() as conn:
@@ -211,7 +241,11 @@ class Library:
     def space(self) -> Space:
         """The space the library was built with (weights still load lazily)."""
         if self._space is None:
-            self._space = space_from_spec(json.loads(self._meta["space_spec"]), origin=f"library {self.path}")
+            # stored=True: the spec was checked when the library was made; a lazily built
+            # space imports no model code (torch) until something is embedded.
+            self._space = space_from_spec(
+                json.loads(self._meta["space_spec"]), origin=f"library {self.path}", stored=True
+            )
         return self._space
 
     @property
@@ -280,18 +314,28 @@ class Library:
 
     def items_under(self, roots: Sequence[str]) -> list[StoredItem]:
         """Every item whose path is one of ``roots`` or lies in a folder among them."""
-        cols = (Item.id, Item.path, Item.modality, Item.size, Item.mtime_ns, Item.content_hash, Item.status)
+        # A re-index reads every item under its folders, so this is plain SQLite and
+        # plain tuples: no SQL compilation, no ORM rows (about 4x faster for 100k items).
         out: list[StoredItem] = []
-        with self._engine.connect() as conn:
+        encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # as os.fsdecode
+        modalities, new = _MODALITY_BY_VALUE, tuple.__new__
+        raw = self._engine.raw_connection()
+        try:
+            cursor = raw.cursor()
             for root in roots:
-                prefix = root.rstrip(os.sep) + os.sep
-                # '0' sorts right after '/', so [prefix, root + '0') is exactly "under root".
-                upper = root.rstrip(os.sep) + chr(ord(os.sep) + 1)
-                query = select(*cols).where(
-                    (Item.path == root) | ((Item.path >= prefix) & (Item.path < upper))
-                )
-                for row in conn.execute(query):
-                    out.append(StoredItem(row[0], row[1], Modality(row[2]), row[3], row[4], row[5], row[6]))
+                base = root.rstrip(os.sep)
+                # '0' sorts right after '/', so [base + '/', base + '0') is exactly "under root".
+                # Paths are stored as the OS's bytes (schema.FsPath).
+                params = (os.fsencode(root), os.fsencode(base + os.sep), os.fsencode(base + chr(ord(os.sep) + 1)))
+                rows = cursor.execute(_ITEMS_UNDER_SQL, params).fetchall()
+                with _gc_paused():
+                    out += [
+                        new(StoredItem, (i, p.decode(encoding, errors), modalities[m], size, mtime, digest, status))
+                        for i, p, m, size, mtime, digest, status in rows
+                    ]
+            cursor.close()
+        finally:
+            raw.close()
         return out
 
     def vector_by_hash(self, content_hash: str, modality: Modality) -> tuple[int, np.ndarray] | None:
@@ -306,6 +350,17 @@ class Library:
         if row is None:
             return None
         return row[0], from_blobs([row[1]], self.dim)[0]
+
+    def known_hashes(self, modalities: Iterable[Modality]) -> set[tuple[str, Modality]]:
+        """(content hash, modality) of every embedded item of these modalities: what needs no embedding."""
+        wanted = [m.value for m in modalities]
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(Item.content_hash, Item.modality).where(
+                    Item.status == STATUS_OK, Item.content_hash.is_not(None), Item.modality.in_(wanted)
+                )
+            )
+            return {(h, Modality(m)) for h, m in rows}
 
     def items(self, ids: Sequence[int]) -> dict[int, tuple[str, Modality]]:
         """Path and modality of the given item ids."""
@@ -380,8 +435,10 @@ class Library:
         target = self._index_file(modality, generation)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         index.save(target)
+        # Older generations go; a newer one (a writer saved it meanwhile) stays.
         for old in glob.glob(str(self.path / INDEX_DIR / f"{modality.value}-g*.faiss")):
-            if old != target:
+            number = os.path.basename(old)[len(modality.value) + 2 : -len(".faiss")]
+            if number.isdigit() and int(number) < generation:
                 try:
                     os.unlink(old)
                 except OSError:
@@ -398,6 +455,19 @@ class Library:
         """
         lock = WriterLock(str(self.path / LOCK_FILE), str(self.path))
         lock.acquire()
+        with self._engine.connect() as conn:
+            held = conn.execute(select(Meta.value).where(Meta.key == "space_fingerprint")).scalar()
+        if held != self._meta["space_fingerprint"]:
+            lock.release()
+            raise SpaceMismatchError(
+                f"library {self.path} was switched to another space by another process since it was opened; "
+                "run the command again"
+            )
+        for stale in glob.glob(str(self.path / INDEX_DIR / ".tmp-*")):  # left by a process killed while saving
+            try:
+                os.unlink(stale)
+            except OSError:
+                pass
         writer = LibraryWriter(self)
         try:
             yield writer
@@ -415,10 +485,15 @@ class LibraryWriter:
     in-memory indexes never run ahead of what is durable.
     """
 
+    # During a long run the FAISS files are saved this often, so that queries alongside
+    # find a current file instead of rebuilding the index from SQLite.
+    SAVE_EVERY_S = 60.0
+
     def __init__(self, library: Library) -> None:
         self.library = library
         self._ops: list[tuple[str, tuple[Any, ...]]] = []
         self._dirty: set[Modality] = set()
+        self._saved_at = time.monotonic()
 
     @property
     def pending(self) -> int:
@@ -505,13 +580,22 @@ class LibraryWriter:
             for modality in touched:
                 _bump_generation(conn, modality)
         self._ops.clear()
-        for modality in touched:
-            index = lib.vector_index(modality)
-            index.remove(np.array(faiss_removes.get(modality, []), dtype=np.int64))
-            adds = faiss_adds.get(modality, [])
-            if adds:
-                index.add(np.array([i for i, _ in adds]), np.stack([v for _, v in adds]))
-            self._dirty.add(modality)
+        self._dirty.update(touched)
+        try:
+            for modality in touched:
+                index = lib.vector_index(modality)
+                index.remove(np.array(faiss_removes.get(modality, []), dtype=np.int64))
+                adds = faiss_adds.get(modality, [])
+                if adds:
+                    index.add(np.array([i for i, _ in adds]), np.stack([v for _, v in adds]))
+        except BaseException:
+            # Interrupted (Ctrl-C) after the commit: the in-memory indexes may miss it. Forget
+            # them; the next use rebuilds them from SQLite, which has everything.
+            for modality in touched:
+                lib._indexes.pop(modality, None)
+            raise
+        if time.monotonic() - self._saved_at > self.SAVE_EVERY_S:
+            self.save_indexes()
 
     def save_indexes(self) -> None:
         """Write the FAISS index of every modality changed by this writer, named by its generation."""
@@ -520,6 +604,26 @@ class LibraryWriter:
             generation, _ = lib._generation_and_count(modality)
             lib._save_index(modality, lib.vector_index(modality), generation)
         self._dirty.clear()
+        self._saved_at = time.monotonic()
+
+
+def _remove_abandoned_staging(folder: Path) -> None:
+    """Delete the staging folders of library creations whose process is gone (killed halfway)."""
+    for staging in folder.parent.glob(f".{folder.name}.creating-*"):
+        pid = staging.name[len(f".{folder.name}.creating-") :].split("-", 1)[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue  # another process is creating it right now
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _bump_generation(conn: Any, modality: Modality) -> None:
@@ -529,6 +633,32 @@ def _bump_generation(conn: Any, modality: Modality) -> None:
         conn.execute(Meta.__table__.insert().values(key=key, value="1"))
     else:
         conn.execute(update(Meta).where(Meta.key == key).values(value=str(int(current) + 1)))
+
+
+_ITEMS_UNDER_SQL = (
+    f"SELECT id, path, modality, size, mtime_ns, content_hash, status FROM {Item.__tablename__} "
+    "WHERE path = ? OR (path >= ? AND path < ?)"
+)
+
+
+class _ModalityByValue(dict):
+    def __missing__(self, value: str) -> Modality:
+        return Modality(value)  # not a modality: ValueError, as before
+
+
+_MODALITY_BY_VALUE = _ModalityByValue({m.value: m for m in Modality})
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a block makes many small acyclic objects (tuples, strings)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _generation_key(modality: Modality) -> str:

@@ -30,7 +30,6 @@ from ..modality import Modality
 from ..paths import cache_dir
 from .base import Encoder, Space, resolve_relative
 from .checkpoint import checkpoint_identity
-from .download import download
 from .registry import register_space_kind
 from .torch_runtime import pick_device
 
@@ -51,6 +50,7 @@ _TOWER = {
     Modality.IMU: "imu",
 }
 _SENSOR_SETTINGS = ("depth", "thermal", "imu")
+_ALL_MODALITIES = frozenset(Modality)
 
 
 @register_space_kind
@@ -66,19 +66,44 @@ class ImageBindSpace(Space):
         settings: dict[str, dict[str, Any]] | None = None,
         device: str | None = None,
         seed: int = 0,
+        *,
+        check: bool = True,
     ) -> None:
-        from ..models.imagebind import ImageBindConfig
-
-        try:
-            self.config = ImageBindConfig.from_dict(config or {})
-        except ValueError as exc:
-            raise SpaceError(f"invalid ImageBind config: {exc}") from None
+        # The config and the loader settings are parsed (and checked) by classes whose
+        # modules import torch: with check=False (a library's own, already checked
+        # spec) that waits until something needs them, so that a run with nothing to
+        # embed never imports torch.
+        self._config_given = config or {}
+        self._settings_given = settings or {}
+        self._config: Any = None
+        self._settings: dict[str, Any] | None = None
         self.checkpoint = checkpoint
         self.seed = int(seed)
-        self.settings = _parse_settings(settings or {})
         self._device = device
         self._model: Any = None
         self._lock = threading.Lock()
+        if check:
+            self.config  # noqa: B018  (parse now: a bad value fails here, not at the first embedding)
+            self.settings  # noqa: B018
+
+    @property
+    def config(self) -> Any:
+        """The architecture (an ``ImageBindConfig``), parsed on first use."""
+        if self._config is None:
+            from ..models.imagebind.config import ImageBindConfig
+
+            try:
+                self._config = ImageBindConfig.from_dict(self._config_given)
+            except ValueError as exc:
+                raise SpaceError(f"invalid ImageBind config: {exc}") from None
+        return self._config
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Loader settings of the depth, thermal and IMU modalities, parsed on first use."""
+        if self._settings is None:
+            self._settings = _parse_settings(self._settings_given)
+        return self._settings
 
     # -- construction -------------------------------------------------------------
 
@@ -91,7 +116,8 @@ class ImageBindSpace(Space):
         return BUILTIN_NAME
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any], base_dir: Path | None = None) -> ImageBindSpace:
+    def from_spec(cls, spec: dict[str, Any], base_dir: Path | None = None, *, check: bool = True) -> ImageBindSpace:
+        """Build from a space file's object; ``check=False`` defers parsing the config and settings to first use."""
         unknown = set(spec) - {"model", "checkpoint", "config", "seed", *_SENSOR_SETTINGS}
         if unknown:
             raise SpaceError(f"unknown field(s) in imagebind space: {', '.join(sorted(unknown))}")
@@ -109,7 +135,12 @@ class ImageBindSpace(Space):
         if config is not None and not isinstance(config, dict):
             raise SpaceError('"config" must be an object of ImageBind constructor arguments')
         settings = {key: spec[key] for key in _SENSOR_SETTINGS if key in spec}
-        return cls(checkpoint, config, settings, seed=seed)
+        return cls(checkpoint, config, settings, seed=seed, check=check)
+
+    @classmethod
+    def from_stored_spec(cls, spec: dict[str, Any]) -> ImageBindSpace:
+        """A library's own spec (written from a checked space): parsed lazily, so opening imports no torch."""
+        return cls.from_spec(spec, None, check=False)
 
     # -- identity -----------------------------------------------------------------
 
@@ -140,7 +171,7 @@ class ImageBindSpace(Space):
 
     @property
     def modalities(self) -> frozenset[Modality]:
-        return frozenset(Modality)
+        return _ALL_MODALITIES  # one set, not a new one per call: an indexing run asks once per file
 
     def fingerprint_parts(self) -> dict[str, Any]:
         return {
@@ -185,6 +216,8 @@ class ImageBindSpace(Space):
         )
         if os.environ.get("BINDSEARCH_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
             raise SpaceError(f"the ImageBind checkpoint is not in the cache and BINDSEARCH_OFFLINE is set; {hint}")
+        from .download import download
+
         log.warning("downloading %s into %s; %s", self.checkpoint, dest.parent, LICENCE)
         return str(download(self.checkpoint, dest, what="the ImageBind checkpoint", offline_hint=hint))
 
@@ -360,7 +393,7 @@ def _parse_settings(given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _non_default_config(config: Any) -> dict[str, Any]:
-    from ..models.imagebind import ImageBindConfig
+    from ..models.imagebind.config import ImageBindConfig
 
     default = ImageBindConfig().to_dict()
     return {k: v for k, v in config.to_dict().items() if default.get(k) != v}

@@ -28,7 +28,6 @@ from ..modality import Modality
 from ..paths import cache_dir
 from .base import Encoder, Space, resolve_relative
 from .checkpoint import checkpoint_identity
-from .download import DownloadNotFound, download
 from .registry import register_space_kind
 from .torch_runtime import pick_device
 
@@ -36,6 +35,7 @@ log = logging.getLogger("bindsearch")
 
 PREFIX = "openclip:"
 _TEXT_FILE_BYTES = 16 * 1024  # far more than a 77-token context needs
+_MODALITIES = frozenset({Modality.IMAGE, Modality.TEXT})
 
 
 @register_space_kind
@@ -150,7 +150,7 @@ class OpenClipSpace(Space):
 
     @property
     def modalities(self) -> frozenset[Modality]:
-        return frozenset({Modality.IMAGE, Modality.TEXT})
+        return _MODALITIES  # one set, not a new one per call: an indexing run asks once per file
 
     def fingerprint_parts(self) -> dict[str, Any]:
         if self.pretrained is None:
@@ -268,6 +268,8 @@ class OpenClipSpace(Space):
                 return dest
         if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
             raise SpaceError(f"the weights of {self.name} are not in the cache and HF_HUB_OFFLINE is set; {hint}")
+        from .download import DownloadNotFound, download  # urllib: imported only to download
+
         for index, (url, dest) in enumerate(sources):
             try:
                 return str(download(url, Path(dest), what=f"the weights of {self.name}", offline_hint=hint))

@@ -91,14 +91,25 @@ def space_from_file(path: Path) -> Space:
     return space_from_spec(data, base_dir=path.resolve().parent, origin=str(path))
 
 
-def space_from_spec(spec: dict[str, Any], base_dir: Path | None = None, origin: str = "space spec") -> Space:
-    """Build a space from a spec dict, dispatching on its ``model`` field."""
+def space_from_spec(
+    spec: dict[str, Any], base_dir: Path | None = None, origin: str = "space spec", *, stored: bool = False
+) -> Space:
+    """Build a space from a spec dict, dispatching on its ``model`` field.
+
+    ``stored``: the spec is a library's own (written from a space that was
+    checked when the library was made). A kind may then build the space
+    lazily, with a ``from_stored_spec(spec)`` class method, so that opening a
+    library loads and imports nothing it does not use.
+    """
     _ensure_kinds_registered()
     kind_name = spec.get("model")
     kind = SPACE_KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
         known = ", ".join(sorted(SPACE_KINDS))
         raise SpaceError(f"{origin}: \"model\" must be one of: {known} (got {kind_name!r})")
+    from_stored = getattr(kind, "from_stored_spec", None) if stored else None
+    if from_stored is not None:
+        return from_stored(spec)
     return kind.from_spec(spec, base_dir)
 
 

@@ -1,0 +1,127 @@
+"""End-to-end indexing throughput against the encoders alone, on a mixed folder of images and audio.
+
+1. Writes (once) a folder of photos and sound files (from examples/media,
+   re-encoded into distinct files) and a space file of a compute-bound
+   ImageBind architecture with random weights (same arithmetic as real ones).
+2. Encoder only: decodes every file first (not timed), then times embedding
+   them in batches, per modality: the ceiling.
+3. End to end: `bindsearch index` in a new process on a new library, timed by
+   the run's own report (scan, decode in workers, embed, store, commit,
+   model load included) and by the wall clock (process start included).
+
+Prints one JSON object per measurement and the ratio:
+
+    python benchmarks/index_throughput.py --images 192 --sounds 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import CONFIGS, machine
+from PIL import Image
+
+import bindsearch
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "media"
+
+
+def write_folder(root: Path, images: int, sounds: int) -> None:
+    import soundfile
+
+    photos = sorted(EXAMPLES.glob("*.jpg"))
+    rng = np.random.default_rng(0)
+    (root / "photos").mkdir(parents=True)
+    for i in range(images):
+        img = Image.open(photos[i % len(photos)]).convert("RGB")
+        w, h = img.size
+        box = (int(rng.integers(0, w // 4)), int(rng.integers(0, h // 4)), w - int(rng.integers(0, w // 4)), h)
+        img.crop(box).resize((640, 480)).save(root / "photos" / f"{i:05d}.jpg", quality=88)
+    (root / "sounds").mkdir()
+    speech, rate = soundfile.read(EXAMPLES / "sounds" / "speech.wav", dtype="float32")
+    for i in range(sounds):
+        gain = 0.5 + 0.5 * rng.random()
+        clip = np.tile(speech, 2)[: int(rate * (4 + i % 5))] * gain
+        clip = clip + 0.01 * rng.standard_normal(clip.shape).astype(np.float32)
+        soundfile.write(root / "sounds" / f"{i:05d}.wav", clip, rate)
+
+
+def encoder_only(space_file: Path, folder: Path, batch: int) -> dict[str, float]:
+    space = bindsearch.load_space(space_file)
+    by_modality: dict[str, list[Path]] = {"image": sorted((folder / "photos").iterdir()),
+                                          "audio": sorted((folder / "sounds").iterdir())}
+    rates = {}
+    total_files, total_seconds = 0, 0.0
+    for modality, paths in by_modality.items():
+        encoder = space.encoder(modality)
+        prepared = [encoder.prepare(p) for p in paths]
+        encoder.embed_batch(prepared[:batch])  # load the tower and warm up
+        started = time.perf_counter()
+        for i in range(0, len(prepared), batch):
+            encoder.embed_batch(prepared[i : i + batch])
+        seconds = time.perf_counter() - started
+        rates[modality] = len(paths) / seconds
+        total_files += len(paths)
+        total_seconds += seconds
+    rates["all"] = total_files / total_seconds
+    return rates
+
+
+def end_to_end(space_file: Path, folder: Path, batch: int, workers: int | None) -> tuple[dict, float]:
+    library = Path(tempfile.mkdtemp(prefix="bindsearch-bench-lib-"))
+    shutil.rmtree(library)
+    command = [sys.executable, "-m", "bindsearch.cli", "index", str(folder), "--library", str(library),
+               "--space", str(space_file), "--batch-size", str(batch), "--json"]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    started = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - started
+    shutil.rmtree(library)
+    return json.loads(out.stdout), wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="mid")
+    parser.add_argument("--images", type=int, default=192)
+    parser.add_argument("--sounds", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: bindsearch's)")
+    parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "bindsearch-bench"))
+    args = parser.parse_args()
+
+    root = Path(args.dir)
+    folder = root / f"mixed-{args.images}-{args.sounds}"
+    if not folder.exists():
+        write_folder(folder, args.images, args.sounds)
+    space_file = root / f"imagebind-{args.config}-random.json"
+    space_file.write_text(json.dumps({"model": "imagebind", "checkpoint": None, "config": CONFIGS[args.config]}))
+    files = args.images + args.sounds
+
+    ceiling = encoder_only(space_file, folder, args.batch_size)
+    report, wall = end_to_end(space_file, folder, args.batch_size, args.workers)
+    assert report["added"] == files and report["failed"] == 0, report
+    common = {"benchmark": "index_throughput", "config": args.config, "images": args.images,
+              "sounds": args.sounds, "batch": args.batch_size, "machine": machine()}
+    print(json.dumps({**common, "measure": "encoder_only", "files_per_s": round(ceiling["all"], 3),
+                      "by_modality": {k: round(v, 3) for k, v in ceiling.items() if k != "all"}}))
+    e2e = files / report["seconds"]
+    print(json.dumps({**common, "measure": "end_to_end", "files_per_s": round(e2e, 3),
+                      "files_per_s_wall": round(files / wall, 3), "seconds": round(report["seconds"], 2),
+                      "wall_seconds": round(wall, 2), "rates": report["rates"], "workers": args.workers}))
+    print(json.dumps({**common, "measure": "ratio", "end_to_end_over_encoder_only": round(e2e / ceiling["all"], 3),
+                      "wall_over_encoder_only": round(files / wall / ceiling["all"], 3)}))
+
+
+if __name__ == "__main__":
+    main()
