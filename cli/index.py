@@ -21,7 +21,9 @@ _SHOWN_ERRORS = 5
 
 @handles_errors
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Files and folders to index (folders recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATH", help="Files and folders to index (folders recursively).")
+    ],
     library: LibraryOption = None,
     space: SpaceOption = None,
     modality: Annotated[
