@@ -7,6 +7,12 @@ prints its message as one line and exits with the error's ``exit_code``.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class BindsearchError(Exception):
     """Base class: a problem the user can fix (bad argument, bad file, missing weights)."""
 

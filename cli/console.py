@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from bindsearch.errors import BindsearchError
+from bindsearch.errors import BindsearchError, first_line
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -45,7 +45,7 @@ def handles_errors(command: F) -> F:
         except Exception as exc:
             if os.environ.get("BINDSEARCH_DEBUG"):
                 raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            first = first_line(exc) if str(exc).strip() else ""
             raise fail(
                 f"unexpected {type(exc).__name__}{': ' + first if first else ''} (set BINDSEARCH_DEBUG=1 to see where)",
                 1,

@@ -22,7 +22,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from bindsearch.errors import MediaError, NothingToEmbed
+from bindsearch.errors import MediaError, NothingToEmbed, first_line
 from bindsearch.modality import Modality
 from bindsearch.spaces import Space
 from bindsearch.spaces.registry import space_from_spec
@@ -104,8 +104,7 @@ def _read(task: Task, space: Space, known: set[tuple[str, Modality]]) -> Prepare
 
 def describe(exc: BaseException) -> str:
     """An unexpected exception as one line for the user (the exception's type only with BINDSEARCH_DEBUG)."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else "no details"
+    text = first_line(exc) if str(exc).strip() else "no details"
     if os.environ.get("BINDSEARCH_DEBUG"):
         return f"{type(exc).__name__}: {text}"
     return f"cannot read the file ({text})"

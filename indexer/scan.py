@@ -7,7 +7,6 @@ re-index of an unchanged folder costs one stat per file.
 from __future__ import annotations
 
 import errno
-import gc
 import os
 import stat
 from dataclasses import dataclass, field
@@ -59,29 +58,19 @@ def scan(
     result = ScanResult(soundtracks=soundtracks and forced is None)
     excluded = {_dir_key(p) for p in (exclude or []) if os.path.isdir(p)}
     visited: set[tuple[int, int]] = set()
-    # The walk makes a few small acyclic objects per file: cyclic garbage collection
-    # passes over a growing heap would only cost time (10-20% of a large walk).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for root in roots:
-            if os.path.isdir(root):
-                _walk(root, forced, excluded, visited, result)
-            else:
-                _add_file(root, forced, result, named=True)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    for root in roots:
+        if os.path.isdir(root):
+            _walk(root, forced, excluded, visited, result)
+        else:
+            _add_file(root, forced, result, named=True)
     return result
 
 
 def _walk(top: str, forced: Modality | None, excluded: set, visited: set, result: ScanResult) -> None:
     # The per-file work is kept small (this loop runs once per file of the library):
     # the DirEntry's own stat, a modality looked up once per folder and kind of name,
-    # and a plain tuple per file found.
-    files = result.files
-    soundtracks = result.soundtracks
-    video, audio = Modality.VIDEO, Modality.AUDIO
+    # and a named tuple per file found. The caller pauses cyclic GC over the walk.
+    add = result.add
     s_isreg = stat.S_ISREG
     stack = [top]
     while stack:
@@ -127,12 +116,9 @@ def _walk(top: str, forced: Modality | None, excluded: set, visited: set, result
                 _stat_failed(path, modality, exc, result, named=False)
                 continue
             if not s_isreg(st.st_mode):
-                result.add(FoundFile(path, modality, 0, 0, "not a regular file"))
+                add(FoundFile(path, modality, 0, 0, "not a regular file"))
                 continue
-            found = FoundFile(path, modality, st.st_size, st.st_mtime_ns)
-            files.append(found)
-            if soundtracks and modality is video:
-                files.append(found._replace(modality=audio))
+            add(FoundFile(path, modality, st.st_size, st.st_mtime_ns))
         stack.extend(reversed(subfolders))
 
 

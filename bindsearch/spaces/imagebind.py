@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SpaceError
+from ..errors import SpaceError, first_line
 from ..modality import Modality
 from ..paths import cache_dir
 from .base import Encoder, Space, resolve_relative
@@ -241,7 +241,7 @@ class ImageBindSpace(Space):
                 try:
                     self._model.load_checkpoint(path, [tower], device=self.device, dtype=dtype)
                 except (ValueError, RuntimeError, OSError) as exc:
-                    raise SpaceError(f"cannot load the {tower} tower from {path}: {_first_line(exc)}") from None
+                    raise SpaceError(f"cannot load the {tower} tower from {path}: {first_line(exc)}") from None
             return self._model
 
     def _build_random(self, tower: str) -> None:
@@ -408,7 +408,3 @@ def _compute_dtype(device: str) -> str | None:
 def _is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

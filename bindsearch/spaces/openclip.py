@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MediaError, SpaceError
+from ..errors import MediaError, SpaceError, first_line
 from ..modality import Modality
 from ..paths import cache_dir
 from .base import Encoder, Space, resolve_relative
@@ -242,7 +242,7 @@ class OpenClipSpace(Space):
             try:
                 open_clip.load_checkpoint(model, checkpoint, strict=True, weights_only=True)
             except Exception as exc:  # torch raises a variety of types for bad checkpoints
-                raise SpaceError(f"cannot load checkpoint {checkpoint} into {self.name}: {_first_line(exc)}") from None
+                raise SpaceError(f"cannot load checkpoint {checkpoint} into {self.name}: {first_line(exc)}") from None
         model.eval()
         return model.to(self.device)
 
@@ -291,7 +291,7 @@ class OpenClipSpace(Space):
                 return open_clip.tokenizer.HFTokenizer(hf_name, context_length=context)
             return open_clip.SimpleTokenizer(context_length=context)
         except Exception as exc:
-            raise SpaceError(f"cannot load the tokenizer of {self.name}: {_first_line(exc)}") from None
+            raise SpaceError(f"cannot load the tokenizer of {self.name}: {first_line(exc)}") from None
 
     @cached_property
     def image_transform(self) -> Any:
@@ -388,10 +388,6 @@ def _looks_like_path(value: str) -> bool:
         }
     )
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def checkpoint_sources(tag_cfg: dict[str, Any]) -> list[tuple[str, str]]:
