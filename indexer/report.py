@@ -44,8 +44,8 @@ class IndexObserver:
     def phase(self, name: str) -> None:
         """The run entered a phase: "scanning", "reading files", "loading model", "embedding", "saving"."""
 
-    def started(self, total: int) -> None:
-        """``total`` files are new or changed and will be read."""
+    def started(self, total: int, by_modality: dict[str, int] | None = None) -> None:
+        """``total`` files are new or changed and will be read; ``by_modality`` splits them per modality."""
 
-    def advanced(self, n: int = 1) -> None:
-        """``n`` more of those files are done (embedded, reused or failed)."""
+    def advanced(self, n: int = 1, modality: str | None = None) -> None:
+        """``n`` more of those files, of ``modality``, are done (embedded, reused or failed)."""

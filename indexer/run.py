@@ -167,7 +167,10 @@ class _Run:
 
     def _embed(self, work: list, gone: dict, gone_by_hash: dict) -> None:
         """Read, embed and commit the files to read; then remove the items that are gone."""
-        self.observer.started(len(work))
+        by_modality: dict[str, int] = {}
+        for f, _ in work:
+            by_modality[f.modality.value] = by_modality.get(f.modality.value, 0) + 1
+        self.observer.started(len(work), by_modality)
         self.observer.phase("reading files")
         started = time.monotonic()
         for result in self._preparer(work).run(self._tasks(work)):
@@ -223,7 +226,7 @@ class _Run:
             if len(batch) >= _batch_size(f.modality, self.batch_size):
                 self._flush(f.modality)
             return
-        self.observer.advanced()
+        self.observer.advanced(1, f.modality.value)
 
     def _reuse(self, f: FoundFile, old: StoredItem | None, digest: str, gone: dict, gone_by_hash: dict) -> bool:
         """Record a file whose content the library already holds; False if that content is no longer there."""
@@ -278,7 +281,7 @@ class _Run:
                 self.embedded_by_modality[modality] = self.embedded_by_modality.get(modality, 0) + 1
                 self._count_embedded(p.old)
         self.writer.commit()
-        self.observer.advanced(len(batch))
+        self.observer.advanced(len(batch), modality.value)
 
     def _count_embedded(self, old: StoredItem | None) -> None:
         if old is not None and old.status == STATUS_OK:

@@ -167,7 +167,7 @@ class Saboteur(bindsearch.IndexObserver):
         self.root = root
         self.done = False
 
-    def started(self, total: int) -> None:
+    def started(self, total: int, by_modality: dict[str, int] | None = None) -> None:
         if self.done:
             return
         self.done = True

@@ -245,7 +245,7 @@ class _InterruptAfter(bindsearch.IndexObserver):
         self.n = n
         self.done = 0
 
-    def advanced(self, n=1):
+    def advanced(self, n=1, modality=None):
         self.done += n
         if self.done >= self.n:
             raise KeyboardInterrupt
