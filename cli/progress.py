@@ -1,61 +1,98 @@
-"""A rich progress display for indexing runs, shown only when stderr is a terminal."""
+"""A rich progress display for indexing runs, shown only when stderr is a terminal.
+
+One line names the phase with a spinner (loading a model can take tens of
+seconds with nothing else moving); once the files to read are known, one bar
+per modality follows it: done of total, files per second and time left.
+"""
 
 from __future__ import annotations
 
 from types import TracebackType
 
 from bindsearch.indexer import IndexObserver
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    SpinnerColumn,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.spinner import Spinner
+from rich.text import Text
 
 from .console import err
 
+# The bar for an observer source that gives a total but no split by modality.
+_ALL = "files"
+
+
+class _RateColumn(ProgressColumn):
+    """Files per second, worked out when a frame is drawn rather than on every file."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} files/s" if speed else "", style="progress.data.speed")
+
 
 class RichIndexProgress(IndexObserver):
-    """Files done of files to read, files per second and time left; the phase as the label."""
+    """The phase with a spinner, then a bar per modality; transient: gone when the run ends.
 
-    def __init__(self) -> None:
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description:<14}"),
+    ``advanced`` only bumps one task's counter: speeds, times and the total are
+    computed when a frame is drawn (a few times a second), not per file.
+    The display itself is ``__rich__``, so it can be printed for a snapshot.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        console = console or err
+        self._phase = "scanning"
+        self._total = 0
+        self._spinner = Spinner("dots", style="progress.spinner")
+        # The leading spaces set the modality names under the phase name, past the spinner.
+        self._bars = Progress(
+            TextColumn("  {task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
+            _RateColumn(),
             TimeRemainingColumn(),
-            console=err,
-            transient=True,
+            console=console,
         )
-        self._task: TaskID | None = None
+        self._tasks: dict[str, TaskID] = {}
+        self._live = Live(console=console, transient=True, refresh_per_second=10, get_renderable=self.__rich__)
 
     def __enter__(self) -> RichIndexProgress:
-        self._progress.start()
-        self._task = self._progress.add_task("scanning", total=None, rate="")
+        self._live.start()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._progress.stop()
+        self._live.stop()
+
+    def __rich__(self) -> RenderableType:
+        text = Text(self._phase)
+        if self._total:
+            done = int(sum(task.completed for task in self._bars.tasks))
+            text.append(f"  {done}/{self._total} files", style="progress.download")
+        self._spinner.update(text=text)
+        return Group(self._spinner, self._bars) if self._tasks else self._spinner
 
     def phase(self, name: str) -> None:
-        if self._task is not None:
-            self._progress.update(self._task, description=name)
+        self._phase = name
 
-    def started(self, total: int) -> None:
-        if self._task is not None:
-            self._progress.update(self._task, total=total, completed=0)
+    def started(self, total: int, by_modality: dict[str, int] | None = None) -> None:
+        self._total = total
+        counts = by_modality if by_modality is not None else {_ALL: total}
+        for modality, count in sorted(counts.items()):
+            if count > 0 and modality not in self._tasks:
+                self._tasks[modality] = self._bars.add_task(modality, total=count)
 
-    def advanced(self, n: int = 1) -> None:
-        if self._task is None:
-            return
-        self._progress.advance(self._task, n)
-        task = self._progress.tasks[0]
-        speed = task.finished_speed or task.speed
-        self._progress.update(self._task, rate=f"{speed:.1f} files/s" if speed else "")
+    def advanced(self, n: int = 1, modality: str | None = None) -> None:
+        # A modality without a bar of its own counts on the single bar, if that is what there is.
+        task = self._tasks.get(modality or _ALL, self._tasks.get(_ALL))
+        if task is not None:
+            self._bars.advance(task, n)

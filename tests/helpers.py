@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +52,72 @@ def write_space(path: Path, **overrides: object) -> Path:
 
 def running_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+# Root reads any file whatever its mode, thanks to these two capabilities. A process that uid 0 starts
+# through setpriv with them out of its bounding set is still root (it owns root's files) but obeys the
+# permission bits: a root-owned file of mode 000 is unreadable to it, the venv and the repository are not.
+_DROP_DAC = ("--bounding-set", "-dac_override,-dac_read_search")
+_PROBE = """
+import sys
+import bindsearch
+try:
+    open(sys.argv[1]).close()
+except PermissionError:
+    print("denied")
+else:
+    print("read")
+"""
+
+
+@functools.cache
+def _capability_drop() -> tuple[tuple[str, ...], str]:
+    """(the command prefix, "") when it works here, else ((), why not)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return (), ("running as root, which reads files whatever their permissions, and setpriv (util-linux) "
+                    "is not installed to drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH")
+    prefix = (setpriv, *_DROP_DAC)
+    with tempfile.TemporaryDirectory() as tmp:
+        locked = Path(tmp) / "locked"
+        locked.write_text("secret")
+        locked.chmod(0)
+        try:
+            probe = subprocess.run([*prefix, sys.executable, "-c", _PROBE, str(locked)], capture_output=True,
+                                   text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return (), f"running as root, and setpriv could not drop CAP_DAC_OVERRIDE: {exc}"
+    if probe.returncode != 0 or probe.stdout.strip() != "denied":
+        said = (probe.stderr.strip() or probe.stdout.strip()).splitlines()[-1:] or ["no output"]
+        return (), ("running as root, and a process started by setpriv without CAP_DAC_OVERRIDE and "
+                    f"CAP_DAC_READ_SEARCH still read a file of mode 000 or could not run (exit {probe.returncode}: "
+                    f"{said[0]})")
+    return prefix, ""
+
+
+def permission_bits_prefix() -> list[str] | None:
+    """How to run a command that must see permission errors: None when not root (run it as it is), else
+    the command prefix that drops root's CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH. Skips the calling
+    test, with the reason, when root cannot drop them here (no setpriv, or it does not work)."""
+    if not running_as_root():
+        return None
+    prefix, why_not = _capability_drop()
+    if not prefix:
+        pytest.skip(why_not)
+    return list(prefix)
+
+
+def run_index_cli(prefix: list[str], *args: object) -> tuple[dict, subprocess.CompletedProcess]:
+    """``bindsearch index ARGS... --json`` in a new process started through ``prefix`` (the environment is
+    this one's: the tests' library, cache and offline settings). Returns its JSON report and the process."""
+    done = subprocess.run([*prefix, sys.executable, "-m", "bindsearch.cli", "index", *map(str, args), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in done.stderr, done.stderr
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        raise AssertionError(f"no JSON report (exit {done.returncode}):\n{done.stdout}\n{done.stderr}") from None
+    return report, done
 
 
 FIXTURES = Path(os.environ.get("BINDSEARCH_FIXTURES") or REPO.parent / "shared" / "fixtures")

@@ -52,16 +52,31 @@ def test_importing_the_command_line_imports_no_model_code():
 
 @pytest.mark.parametrize("space_file", [TINY_SPACE_FILE, REPO / "examples" / "tiny-imagebind.json"],
                          ids=["openclip", "imagebind"])
-def test_noop_reindex_loads_no_model(tmp_path, media, space_file):
+@pytest.mark.parametrize("space_again", [False, True], ids=["own-space", "space-given-again"])
+def test_noop_reindex_loads_no_model(tmp_path, media, space_file, space_again):
     shutil.copy(EXAMPLE_MEDIA / "sounds" / "birdsong.wav", media / "birdsong.wav")
     with bindsearch.open_library(tmp_path / "lib", space_file, create=True) as lib:
         first = lib.index([media])
     assert first.added > 0 and first.failed == 0
 
-    report, found = run_cli_in_fresh_process("index", media, "--library", tmp_path / "lib", "--json")
+    # Given again, the space file is parsed and checked (its fingerprint against the
+    # library's), which must not need the model code either.
+    extra = ["--space", space_file] if space_again else []
+    report, found = run_cli_in_fresh_process("index", media, "--library", tmp_path / "lib", "--json", *extra)
     assert found == {"code": 0, "heavy": []}
     assert report["unchanged"] == first.added
     assert (report["added"], report["updated"], report["embedded"], report["removed"], report["failed"]) == (0,) * 5
+
+
+@pytest.mark.parametrize("space_file", [TINY_SPACE_FILE, REPO / "examples" / "tiny-imagebind.json"],
+                         ids=["openclip", "imagebind"])
+def test_loading_a_space_file_and_its_fingerprint_import_no_torch(space_file):
+    # What Library.open(path, space=...) does with a space given again.
+    code = (f"import sys; from bindsearch.spaces import load_space; s = load_space({str(space_file)!r}); "
+            f"s.fingerprint, s.spec, s.name, s.dim; print([m for m in {list(HEAVY)!r} if m in sys.modules])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_reindex_of_a_removed_file_loads_no_model(tmp_path, media):

@@ -51,9 +51,7 @@ and IMU loaders share.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -61,40 +59,14 @@ from PIL import Image
 
 from ..errors import MediaError
 from ..preprocess.image import IMAGE_SIZE
-from ..preprocess.sensors import check_number, masked_resize_crop, settings_from_dict, standardize
+from ..preprocess.sensors import masked_resize_crop, standardize
 from .image import MAX_PIXELS
 from .sensor_files import describe_mode, load_numeric_array, open_sensor_image, sniff_sensor_file
+from .sensor_settings import DepthSettings
 
 # An output pixel is measured when measured input pixels carry at least this share of its filter weight.
 MIN_VALID_WEIGHT = 0.5
 _MM_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-
-
-@dataclass(frozen=True)
-class DepthSettings:
-    """Constants of the depth -> model input conversion (see the module docstring).
-
-    focal_length_px: focal length of the depth camera, in pixels (518.857901).
-    baseline_m: stereo / projector baseline, in metres (0.075).
-    max_disparity: disparities are clamped to [0, max_disparity] pixels and divided by it (75.0).
-    mean, std: standardisation of the normalised disparity, (x - mean) / std (0.0418, 0.0295).
-    """
-
-    focal_length_px: float = 518.857901
-    baseline_m: float = 0.075
-    max_disparity: float = 75.0
-    mean: float = 0.0418
-    std: float = 0.0295
-
-    def __post_init__(self) -> None:
-        for name in ("focal_length_px", "baseline_m", "max_disparity", "std"):
-            check_number("DepthSettings", name, getattr(self, name), positive=True)
-        check_number("DepthSettings", "mean", self.mean)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> DepthSettings:
-        """Settings from a mapping (a space file's "depth" object); unknown keys raise ValueError."""
-        return settings_from_dict(cls, data)
 
 
 class DepthData(NamedTuple):

@@ -58,24 +58,21 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import MediaError
-from ..preprocess.sensors import check_number, settings_from_dict
 from .common import os_reason
 from .sensor_files import load_numeric_array, sniff_sensor_file
+from .sensor_settings import TIMESTAMP_UNITS, ImuSettings
 
 WINDOW = 2000  # samples per window: the IMU encoder's input length
 CHANNELS = 6
 CHANNEL_NAMES = ("accelerometer x", "accelerometer y", "accelerometer z", "gyroscope x", "gyroscope y", "gyroscope z")
 MAX_SAMPLES = 20_000_000  # rows (about 28 hours at 200 Hz)
 MAX_CSV_BYTES = 1 << 30
-TIMESTAMP_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 # "auto": the unit whose interpretation of the median step d puts the rate in [10 Hz, 10 kHz).
 _AUTO_UNIT_LIMITS = ((0.1, "s"), (100.0, "ms"), (1e5, "us"), (1e8, "ns"))
 _NEEDS = "needs 6 channels (accelerometer x, y, z and gyroscope x, y, z)"
@@ -83,37 +80,6 @@ _IMU_KINDS = {".npy": "npy", ".npz": "npz", ".csv": "csv"}
 _MAX_ABS = 1e30  # beyond any sensor and within float32 range
 MAX_SPAN_S = 30 * 86400.0  # a timestamp column spanning longer is taken to be misread
 _MAX_RESAMPLED = 1 << 50  # resampled lengths stay exact integers in float64 and int64
-
-
-@dataclass(frozen=True)
-class ImuSettings:
-    """Constants of the IMU -> model input conversion (see the module docstring).
-
-    sample_rate_hz: rate of files without a timestamp column (200.0).
-    target_rate_hz: rate the signal is resampled to before windowing (200.0).
-    num_clips: at most this many 2000-sample windows per recording (3).
-    timestamp_unit: unit of a timestamp column: "auto", "s", "ms", "us" or "ns" ("auto").
-    """
-
-    sample_rate_hz: float = 200.0
-    target_rate_hz: float = 200.0
-    num_clips: int = 3
-    timestamp_unit: str = "auto"
-
-    def __post_init__(self) -> None:
-        check_number("ImuSettings", "sample_rate_hz", self.sample_rate_hz, positive=True)
-        check_number("ImuSettings", "target_rate_hz", self.target_rate_hz, positive=True)
-        check_number("ImuSettings", "num_clips", self.num_clips, positive=True, integer=True)
-        if self.timestamp_unit not in ("auto", *TIMESTAMP_UNITS):
-            raise ValueError(
-                f"ImuSettings: timestamp_unit must be one of auto, {', '.join(TIMESTAMP_UNITS)};"
-                f" got {self.timestamp_unit!r}"
-            )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> ImuSettings:
-        """Settings from a mapping (a space file's "imu" object); unknown keys raise ValueError."""
-        return settings_from_dict(cls, data)
 
 
 @dataclass(frozen=True)

@@ -28,39 +28,19 @@ gives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import torch
 from PIL import Image
 
 from ..errors import MediaError
 from ..preprocess.image import IMAGE_SIZE
-from ..preprocess.sensors import check_number, resize_crop, settings_from_dict, standardize
+from ..preprocess.sensors import resize_crop, standardize
 from .image import MAX_PIXELS
 from .sensor_files import describe_mode, open_sensor_image, sniff_sensor_file
+from .sensor_settings import ThermalSettings
 
 _STRETCH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _THERMAL_KINDS = dict.fromkeys([".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"], "image")
-
-
-@dataclass(frozen=True)
-class ThermalSettings:
-    """Standardisation of thermal intensities in [0, 1]: ``(x - mean) / std`` (defaults 0.0 and 1.0: unchanged)."""
-
-    mean: float = 0.0
-    std: float = 1.0
-
-    def __post_init__(self) -> None:
-        check_number("ThermalSettings", "mean", self.mean)
-        check_number("ThermalSettings", "std", self.std, positive=True)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> ThermalSettings:
-        """Settings from a mapping (a space file's "thermal" object); unknown keys raise ValueError."""
-        return settings_from_dict(cls, data)
 
 
 def min_max_stretch(values: np.ndarray) -> np.ndarray:

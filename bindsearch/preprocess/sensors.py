@@ -1,4 +1,4 @@
-"""One-channel maps (depth, thermal) to a square tensor, and the settings plumbing the sensor loaders share.
+"""One-channel maps (depth, thermal) to a square tensor: the resizing and cropping the sensor loaders share.
 
 Geometry is the image recipe's (``preprocess.image``): the shorter side is
 scaled to ``size`` (224) keeping the aspect ratio, the longer side truncated
@@ -30,11 +30,6 @@ kernel width instead of smearing into their surroundings.
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from collections.abc import Mapping
-from typing import Any, TypeVar
-
 import numpy as np
 import torch
 
@@ -44,7 +39,6 @@ KERNELS = ("bilinear", "bicubic")
 _SUPPORT = {"bilinear": 1.0, "bicubic": 2.0}
 _CUBIC_A = -0.5  # Pillow's and torch's antialiased bicubic coefficient
 
-T = TypeVar("T")
 
 
 def _kernel(name: str, x: np.ndarray) -> np.ndarray:
@@ -152,36 +146,3 @@ def masked_resize_crop(
 def standardize(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     """``(x - mean) / std`` (subtract then divide, as the image transforms do)."""
     return (x - mean) / std
-
-
-# --- settings -----------------------------------------------------------------------------------
-
-
-def settings_from_dict(cls: type[T], data: Mapping[str, Any] | None) -> T:
-    """An instance of the frozen dataclass ``cls`` from a mapping; missing keys keep their defaults.
-
-    Raises ValueError naming any unknown keys (and listing the known ones),
-    and whatever ValueError the class's own checks raise for bad values.
-    """
-    if data is None:
-        return cls()
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{cls.__name__}: expected a mapping of settings, got {type(data).__name__}")
-    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(str(k) for k in data if k not in known)
-    if unknown:
-        raise ValueError(
-            f"{cls.__name__}: unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}"
-            f" (known: {', '.join(known)})"
-        )
-    return cls(**dict(data))
-
-
-def check_number(owner: str, name: str, value: Any, *, positive: bool = False, integer: bool = False) -> None:
-    """Raise ValueError unless ``value`` is a finite real number (positive / integral when asked)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
-    if integer and int(value) != value:
-        raise ValueError(f"{owner}: {name} must be a whole number, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{owner}: {name} must be positive, got {value!r}")

@@ -375,9 +375,7 @@ def _load_sensor(kind: str, source: Any, settings: Any) -> Any:
 
 
 def _parse_settings(given: dict[str, Any]) -> dict[str, Any]:
-    from ..loaders.depth import DepthSettings
-    from ..loaders.imu import ImuSettings
-    from ..loaders.thermal import ThermalSettings
+    from ..loaders.sensor_settings import DepthSettings, ImuSettings, ThermalSettings
 
     classes = {"depth": DepthSettings, "thermal": ThermalSettings, "imu": ImuSettings}
     out = {}

@@ -1,0 +1,160 @@
+"""The indexing progress display: a phase line with a spinner, then one bar per modality."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+from bindsearch.cli.progress import RichIndexProgress
+from helpers import REPO
+from rich.console import Console
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def terminal() -> Console:
+    return Console(file=io.StringIO(), force_terminal=True, record=True, width=100)
+
+
+def snapshot(progress: RichIndexProgress) -> list[str]:
+    """The lines the display would draw now (the live display redraws the same thing)."""
+    console = terminal()
+    console.print(progress)
+    return [line.rstrip() for line in console.export_text().splitlines()]
+
+
+def bar_line(lines: list[str], modality: str) -> str:
+    found = [line for line in lines if line.split()[:1] == [modality]]
+    assert len(found) == 1, lines
+    return found[0]
+
+
+def test_phase_line_has_a_spinner_before_any_bar():
+    progress = RichIndexProgress(console=terminal())
+    (line,) = snapshot(progress)
+    assert line[0] in _SPINNER_FRAMES and line[1:].strip() == "scanning"
+
+    progress.started(1000, {"image": 700, "audio": 300})
+    progress.phase("loading model")  # long, and nothing moves but the spinner
+    lines = snapshot(progress)
+    assert lines[0][0] in _SPINNER_FRAMES
+    assert "loading model" in lines[0] and "0/1000 files" in lines[0]
+
+
+def test_one_bar_per_modality_with_its_counts():
+    progress = RichIndexProgress(console=terminal())
+    progress.phase("scanning")
+    progress.started(1000, {"image": 700, "audio": 300, "video": 0})
+    progress.phase("reading files")
+    for _ in range(350):
+        progress.advanced(1, "image")  # reused files come one at a time
+    progress.phase("embedding")
+    progress.advanced(32, "audio")  # embedded ones a batch at a time
+    progress.advanced(68, "audio")
+
+    lines = snapshot(progress)
+    assert len(lines) == 3, lines  # the phase, image, audio: no line for video's 0 files
+    assert "embedding" in lines[0] and "450/1000 files" in lines[0]
+    assert re.search(r"\b350/700\b", bar_line(lines, "image"))
+    assert re.search(r"\b100/300\b", bar_line(lines, "audio"))
+    assert "files/s" in bar_line(lines, "image")  # many samples: a rate and a time left
+    assert not any("video" in line for line in lines)
+
+
+def test_live_display_draws_on_the_given_console():
+    console = terminal()
+    with RichIndexProgress(console=console) as progress:
+        progress.started(4, {"text": 3, "depth": 1, "imu": 0})
+        progress.phase("embedding")
+        progress.advanced(3, "text")
+        progress.advanced(1, "depth")
+        progress.phase("saving")
+    drawn = console.export_text()  # every frame drawn, the last one included
+    assert re.search(r"text +\S+ +3/3", drawn)
+    assert re.search(r"depth +\S+ +1/1", drawn)
+    assert "saving  4/4 files" in drawn
+    assert "imu" not in drawn
+    assert console.file.getvalue().endswith("\x1b[2K")  # transient: the last frame is erased
+
+
+def test_a_total_without_a_split_gets_one_bar():
+    progress = RichIndexProgress(console=terminal())
+    progress.started(5)
+    progress.advanced(2)
+    assert re.search(r"\b2/5\b", bar_line(snapshot(progress), "files"))
+
+
+def test_nothing_to_read_draws_the_phase_only():
+    progress = RichIndexProgress(console=terminal())
+    progress.started(0, {})
+    progress.phase("saving")
+    assert len(snapshot(progress)) == 1
+
+
+def test_many_small_advances_add_up():
+    progress = RichIndexProgress(console=terminal())
+    progress.started(100_000, {"image": 60_000, "audio": 40_000})
+    for i in range(100_000):
+        progress.advanced(1, "image" if i % 5 < 3 else "audio")
+    shown = snapshot(progress)
+    assert "60000/60000" in bar_line(shown, "image")
+    assert "40000/40000" in bar_line(shown, "audio")
+
+
+def run_in_terminal(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    """Run a command with stdout and stderr on a pseudo-terminal; returns what it drew, escapes removed."""
+    pty = pytest.importorskip("pty")
+    try:
+        leader, follower = pty.openpty()
+    except OSError:
+        pytest.skip("no pseudo-terminal available")
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env)
+    os.close(follower)  # the child holds its copy: reading ends once the child exits
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([leader], [], [], 1)[0]:
+                continue
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO on Linux: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(leader)
+        if proc.poll() is None and time.monotonic() >= deadline:
+            proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")
+    return _ANSI.sub("", b"".join(chunks).decode(errors="replace"))
+
+
+def test_index_in_a_terminal_shows_each_modality(tmp_path):
+    env = {
+        **os.environ,
+        "BINDSEARCH_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "BINDSEARCH_CACHE": str(tmp_path / "cache"),
+        "COLUMNS": "100",
+    }
+    drawn = run_in_terminal(
+        [sys.executable, "-m", "bindsearch.cli", "index", str(REPO / "examples" / "media"),
+         "--space", str(REPO / "examples" / "tiny-imagebind.json"), "--library", str(tmp_path / "lib")],
+        env,
+    )
+    lines = re.split(r"[\r\n]+", drawn)  # a frame is redrawn after a carriage return
+    for modality in ("image", "text", "audio", "video", "depth", "thermal", "imu"):
+        # Each modality gets a bar, and its last frame shows all of its files done.
+        assert any(re.match(rf"\s+{modality}\s.*\s(\d+)/\1\s", line) for line in lines), (modality, drawn)
+    assert "loading model" in drawn
+    assert re.search(r"added [1-9]", drawn)  # the summary follows the erased display
