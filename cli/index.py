@@ -9,7 +9,9 @@ import typer
 from bindsearch.indexer import IndexObserver, check_arguments
 
 import bindsearch
+from bindsearch.errors import UsageError
 from bindsearch.paths import display_path
+from bindsearch.windows import WindowSettings
 
 from .console import EXIT_FAILED_FILES, EXIT_INTERRUPTED, err, handles_errors
 from .options import JsonOption, LibraryOption, SpaceOption
@@ -36,6 +38,17 @@ def index(
         typer.Option("--workers", metavar="N", min=0,
                      help="Processes reading files (default: one per core but one; 0: none, read in turn)."),
     ] = None,
+    window: Annotated[
+        float | None,
+        typer.Option("--window", metavar="SECONDS",
+                     help="Cut long audio and video into time windows this long (a multiple of 2; 0: no windows). "
+                          "Remembered by the library; changing it reads its audio and video again. [default: 6]"),
+    ] = None,
+    hop: Annotated[
+        float | None,
+        typer.Option("--hop", metavar="SECONDS",
+                     help="Start a window every SECONDS (a multiple of 2, at most the window). [default: 2]"),
+    ] = None,
     errors: Annotated[bool, typer.Option("--errors", "-e", help="List every failed file with its reason.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -46,13 +59,16 @@ def index(
     """
     check_arguments(paths, modality)  # before the library (and perhaps a download) is touched
     with bindsearch.open_library(library, space, create=True) as lib:
+        windows = window_settings(lib.window_settings, window, hop) if window is not None or hop is not None else None
         show_progress = err.is_terminal and not as_json
         observer: IndexObserver = RichIndexProgress() if show_progress else IndexObserver()
         if isinstance(observer, RichIndexProgress):
             with observer:
-                report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size, workers=workers)
+                report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size,
+                                   workers=workers, windows=windows)
         else:
-            report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size, workers=workers)
+            report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size, workers=workers,
+                               windows=windows)
     if as_json:
         print_json(report)
     else:
@@ -67,6 +83,14 @@ def index(
         raise typer.Exit(EXIT_INTERRUPTED)
     if report.failed:
         raise typer.Exit(EXIT_FAILED_FILES)
+
+
+def window_settings(current: WindowSettings, seconds: float | None, hop: float | None) -> WindowSettings:
+    """The library's window settings with the options given; UsageError for values that do not fit."""
+    try:
+        return current.changed(seconds, hop)
+    except ValueError as exc:
+        raise UsageError(f"--window/--hop: {exc}") from None
 
 
 def _esc(text: str) -> str:

@@ -41,6 +41,11 @@ def query(
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", "-k", metavar="N", help="Number of results.", min=1)] = 10,
+    windows: Annotated[
+        bool,
+        typer.Option("--windows", "-w",
+                     help="List the time windows of long audio and video one by one, not only the best one per file."),
+    ] = False,
     library: LibraryOption = None,
     space: SpaceOption = None,
     as_json: JsonOption = False,
@@ -48,10 +53,13 @@ def query(
     """Search the library with query terms of any modality; several terms are summed into one query.
 
     Example: bindsearch query --audio dog.wav --target image
+
+    A long audio or video file is found by its best time window, whose start
+    and end are shown; --windows lists every matching window.
     """
     terms = terms_from_options(text, image=image, audio=audio, video=video, depth=depth, thermal=thermal, imu=imu)
     with bindsearch.open_library(library, space) as lib:
-        hits = lib.search(terms, targets=target, k=top)
+        hits = lib.search(terms, targets=target, k=top, windows=windows)
     if as_json:
         print_json(hits)
     elif hits:

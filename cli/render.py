@@ -14,6 +14,7 @@ from rich.table import Table
 from bindsearch.library import LibraryInfo
 from bindsearch.paths import display_path
 from bindsearch.search import Hit
+from bindsearch.windows import WindowSettings, format_time
 
 from .console import out, stdout_is_terminal
 
@@ -38,18 +39,32 @@ def print_json(obj: Any) -> None:
 
 
 def print_hits(hits: list[Hit]) -> None:
+    timed = any(h.start is not None for h in hits)
     if not stdout_is_terminal():
         for h in hits:
-            print(f"{h.rank}\t{h.score:.4f}\t{h.modality.value}\t{display_path(h.path)}")
+            time = f"\t{_span(h)}" if timed else ""
+            print(f"{h.rank}\t{h.score:.4f}\t{h.modality.value}{time}\t{display_path(h.path)}")
         return
     table = Table(show_edge=False, header_style="bold")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("modality")
+    if timed:
+        table.add_column("time", no_wrap=True)
     table.add_column("path", overflow="fold")
     for h in hits:
-        table.add_row(str(h.rank), f"{h.score:.4f}", h.modality.value, display_path(h.path))
+        cells = [str(h.rank), f"{h.score:.4f}", h.modality.value]
+        if timed:
+            cells.append(_span(h))
+        table.add_row(*cells, escape(display_path(h.path)))
     out.print(table)
+
+
+def _span(hit: Hit) -> str:
+    """A window's times as 1:02:03-1:02:09; a dash for a whole file."""
+    if hit.start is None or hit.end is None:
+        return "-"
+    return f"{format_time(hit.start)}-{format_time(hit.end)}"
 
 
 def index_summary(report: IndexReport) -> str:
@@ -66,6 +81,10 @@ def index_summary(report: IndexReport) -> str:
     summary = ", ".join(parts) + f" in {report.seconds:.1f} s"
     if report.rates:
         summary += "\nembedded " + ", ".join(f"{m} {r:.1f} files/s" for m, r in report.rates.items())
+    if report.windows:
+        summary += "\ntime windows " + ", ".join(f"{m} {n}" for m, n in report.windows.items())
+    if report.window_settings_changed:
+        summary += "\nnew window settings: audio and video were read again"
     return summary
 
 
@@ -78,6 +97,9 @@ def print_info(info: LibraryInfo) -> None:
     total = sum(info.counts.values())
     per = ", ".join(f"{m} {n}" for m, n in info.counts.items()) or "none"
     table.add_row("items", f"{total} ({per})")
+    settings = WindowSettings.from_dict(info.window_settings) if info.window_settings else WindowSettings()
+    windows = ", ".join(f"{m} {n}" for m, n in info.windows.items()) or "none"
+    table.add_row("time windows", f"{windows} ({settings.describe()})")
     table.add_row("failed", str(len(info.failed)))
     table.add_row("size", _human_bytes(info.size_bytes))
     table.add_row("schema", str(info.schema_version))

@@ -15,10 +15,10 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,20 @@ from .hashing import content_hash
 
 @dataclass(frozen=True)
 class Task:
-    """One file to read. ``old_hash`` is the stored content hash of its item, if it has an embedded one."""
+    """One file to read. ``old_hash`` is the stored content hash of its item, if it has an embedded one.
+
+    A task with ``clips`` reads only those clips ((start, end) seconds) of a
+    long file, for its time windows: piece ``chunk`` of the file, which must
+    still have the size and mtime ``expect`` it had when it was read whole.
+    """
 
     index: int
     path: str
     modality: Modality
     old_hash: str | None
+    clips: tuple[tuple[float, float], ...] | None = None
+    chunk: int = -1
+    expect: tuple[int, int] | None = None
 
 
 @dataclass
@@ -51,36 +59,67 @@ class Prepared:
     nothing: str | None = None  # readable, but nothing of this modality in it
     vanished: bool = False  # deleted between the scan and the read
     known: bool = False  # content already embedded in the library: nothing was decoded
+    duration: float | None = None  # seconds, for media that may be cut into time windows
+    chunk: int = -1  # which piece of a long file's clips this is (-1: the file as a whole)
     # The file's size and mtime while it was read: what the item records, so that
     # the next run compares against the content that was actually embedded.
     size: int = 0
     mtime_ns: int = 0
 
 
-def prepare_task(task: Task, space: Space, known: set[tuple[str, Modality]], retries: int = 1) -> Prepared:
+def prepare_task(task: Task, space: Space, known: set[tuple[str, Modality]], retries: int = 1,
+                 durations: frozenset[Modality] = frozenset()) -> Prepared:
     """Hash the file, then decode it into model input unless its content is already known.
 
     A file rewritten while it is read (its size or mtime moved) is read again
     once, then reported, so that a vector never goes with another content's hash.
+    For modalities in ``durations`` the file's duration is read too.
     """
+    if task.clips is not None:
+        return _read_clips(task, space)
     try:
         before = os.stat(task.path)
     except OSError:
-        return Prepared(task.index, vanished=True) if not os.path.lexists(task.path) else _read(task, space, known)
-    result = _read(task, space, known)
+        if not os.path.lexists(task.path):
+            return Prepared(task.index, vanished=True)
+        return _read(task, space, known, durations)
+    result = _read(task, space, known, durations)
     try:
         after = os.stat(task.path)
     except OSError:
         return Prepared(task.index, vanished=True)
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
         if retries > 0:
-            return prepare_task(task, space, known, retries - 1)
+            return prepare_task(task, space, known, retries - 1, durations)
         return Prepared(task.index, reason="the file kept changing while it was being read")
     result.size, result.mtime_ns = after.st_size, after.st_mtime_ns
     return result
 
 
-def _read(task: Task, space: Space, known: set[tuple[str, Modality]]) -> Prepared:
+def _read_clips(task: Task, space: Space) -> Prepared:
+    """Read a piece of a long file's clips, refusing a file that changed since it was read whole."""
+    assert task.clips is not None
+    changed = Prepared(task.index, chunk=task.chunk, reason="the file changed while its time windows were read")
+    try:
+        before = os.stat(task.path)
+        if (before.st_size, before.st_mtime_ns) != task.expect:
+            return changed
+        prepared = space.encoder(task.modality).prepare_clips(Path(task.path), task.clips)
+        after = os.stat(task.path)
+    except MediaError as exc:
+        return Prepared(task.index, chunk=task.chunk, reason=exc.reason)
+    except OSError:
+        if not os.path.lexists(task.path):
+            return Prepared(task.index, chunk=task.chunk, vanished=True)
+        return changed
+    except Exception as exc:
+        return Prepared(task.index, chunk=task.chunk, reason=describe(exc))
+    if (after.st_size, after.st_mtime_ns) != task.expect:
+        return changed
+    return Prepared(task.index, prepared=prepared, chunk=task.chunk)
+
+
+def _read(task: Task, space: Space, known: set[tuple[str, Modality]], durations: frozenset[Modality]) -> Prepared:
     try:
         digest = content_hash(task.path)
     except MediaError as exc:
@@ -89,8 +128,12 @@ def _read(task: Task, space: Space, known: set[tuple[str, Modality]]) -> Prepare
         return Prepared(task.index, reason=exc.reason)
     if digest == task.old_hash or (digest, task.modality) in known:
         return Prepared(task.index, digest, known=True)
+    duration = None
     try:
-        prepared = space.encoder(task.modality).prepare(Path(task.path))
+        encoder = space.encoder(task.modality)
+        prepared = encoder.prepare(Path(task.path))
+        if task.modality in durations and encoder.embeds_clips:
+            duration = encoder.duration(Path(task.path))
     except NothingToEmbed as exc:
         return Prepared(task.index, digest, nothing=exc.reason)
     except MediaError as exc:
@@ -99,7 +142,7 @@ def _read(task: Task, space: Space, known: set[tuple[str, Modality]]) -> Prepare
         return Prepared(task.index, digest, reason=exc.reason)
     except Exception as exc:  # a decoder's own exception: one line, and the run goes on
         return Prepared(task.index, digest, reason=describe(exc))
-    return Prepared(task.index, digest, prepared=prepared)
+    return Prepared(task.index, digest, prepared=prepared, duration=duration)
 
 
 def describe(exc: BaseException) -> str:
@@ -115,46 +158,78 @@ def default_workers() -> int:
     return min(8, max(1, (os.cpu_count() or 2) - 1))
 
 
-class Preparer:
-    """Runs ``prepare_task`` over tasks: inline when ``workers`` is 0, else in worker processes."""
+class TaskQueue:
+    """The tasks still to read. Pieces of a long file pushed to the front are read next, so that
+    a file's time windows complete soon and only a few long files are in progress at once."""
 
-    def __init__(self, space: Space, known: set[tuple[str, Modality]], workers: int, window: int) -> None:
+    def __init__(self, tasks: Iterable[Task] = ()) -> None:
+        self._tasks: deque[Task] = deque(tasks)
+
+    def push_front(self, tasks: Iterable[Task]) -> None:
+        self._tasks.extendleft(reversed(list(tasks)))
+
+    def pop(self) -> Task | None:
+        return self._tasks.popleft() if self._tasks else None
+
+
+class Preparer:
+    """Runs ``prepare_task`` over a TaskQueue: inline when ``workers`` is 0, else in worker processes
+    (and in this process whenever it would otherwise wait for them)."""
+
+    def __init__(self, space: Space, known: set[tuple[str, Modality]], workers: int, window: int,
+                 durations: frozenset[Modality] = frozenset()) -> None:
         self.space = space
         self.known = known
         self.workers = workers
         self.window = max(window, workers, 1)
+        self.durations = durations
 
-    def run(self, tasks: Iterable[Task]) -> Iterator[Prepared]:
-        """Results in the order they complete."""
+    def run(self, queue: TaskQueue) -> Iterator[Prepared]:
+        """Results in the order they complete. Tasks pushed while results are handled are read too."""
         if self.workers == 0:
-            for task in tasks:
-                yield prepare_task(task, self.space, self.known)
+            while (task := queue.pop()) is not None:
+                yield prepare_task(task, self.space, self.known, durations=self.durations)
             return
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(
             self.workers, mp_context=context, initializer=_init_worker,
-            initargs=(self.space.spec, self.known, os.getpid()),
+            initargs=(self.space.spec, self.known, self.durations, os.getpid()),
         )
+        running: set[Future[Prepared]] = set()
+
+        def top_up() -> None:
+            while len(running) < self.window and (task := queue.pop()) is not None:
+                running.add(pool.submit(_run_task, task))
+
         try:
-            queue = iter(tasks)
-            running: set[Future[Prepared]] = {pool.submit(_run_task, t) for t in islice(queue, self.window)}
+            top_up()
             while running:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = next(queue, None)
+                done, pending = wait(running, timeout=0)
+                if not done:
+                    # Nothing ready (the workers are still starting, or slower than the model):
+                    # rather than wait idle, this process reads the next file itself.
+                    task = queue.pop()
                     if task is not None:
-                        running.add(pool.submit(_run_task, task))
+                        yield prepare_task(task, self.space, self.known, durations=self.durations)
+                        continue
+                    done, pending = wait(running, return_when=FIRST_COMPLETED)
+                running.intersection_update(pending)
+                for future in done:
+                    top_up()
                     yield future.result()
+                top_up()  # tasks pushed while the last result was handled
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
 _space: Space | None = None
 _known: set[tuple[str, Modality]] = set()
+_durations: frozenset[Modality] = frozenset()
 
 
-def _init_worker(spec: dict[str, Any], known: set[tuple[str, Modality]], parent: int) -> None:
-    global _space, _known
+def _init_worker(spec: dict[str, Any], known: set[tuple[str, Modality]], durations: frozenset[Modality],
+                 parent: int) -> None:
+    global _space, _known, _durations
     # Ctrl-C is the main process's to handle: it commits what is done and stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
@@ -169,6 +244,7 @@ def _init_worker(spec: dict[str, Any], known: set[tuple[str, Modality]], parent:
         pass
     _space = space_from_spec(spec)
     _known = known
+    _durations = durations
 
 
 def _die_with_parent(parent: int) -> None:
@@ -193,4 +269,4 @@ def _die_with_parent(parent: int) -> None:
 
 def _run_task(task: Task) -> Prepared:
     assert _space is not None
-    return prepare_task(task, _space, _known)
+    return prepare_task(task, _space, _known, durations=_durations)

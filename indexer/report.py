@@ -31,6 +31,9 @@ class IndexReport:
     interrupted: bool = False
     # Files embedded per second, per modality, over the reading and embedding phase.
     rates: dict[str, float] = field(default_factory=dict)
+    # Time windows of long audio and video embedded, per modality.
+    windows: dict[str, int] = field(default_factory=dict)
+    window_settings_changed: bool = False
     errors: list[FileError] = field(default_factory=list)
 
     def fail(self, path: str, reason: str) -> None:

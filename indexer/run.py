@@ -9,12 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from bindsearch.errors import BindsearchError, SpaceError, UsageError
 from bindsearch.library import Library, LibraryWriter, StoredItem
 from bindsearch.library.schema import STATUS_OK, STATUS_SKIPPED
 from bindsearch.modality import Modality
+from bindsearch.windows import WINDOWED, WindowSettings, chunks, file_windows, pool_windows, window_times
 
-from .pipeline import Prepared, Preparer, Task, default_workers, describe, prepare_task
+from .pipeline import Prepared, Preparer, Task, TaskQueue, default_workers, describe, prepare_task
 from .report import IndexObserver, IndexReport
 from .scan import FoundFile, scan
 
@@ -23,6 +26,30 @@ _MAX_STAGED = 1000
 # Below this many files to read, files are read in the main process (no workers to start).
 _MIN_FILES_FOR_WORKERS = 48
 _VIDEO_BATCH = 4
+# A long file's clips are read and embedded this many at a time (video clips are larger).
+_CLIPS_PER_CHUNK = {Modality.AUDIO: 32, Modality.VIDEO: 8}
+
+
+class _Windowed:
+    """A long file in progress: its whole-file vector and its clips' vectors arrive separately."""
+
+    def __init__(self, clips: list[tuple[float, float]], spans: list[tuple[int, int]], pieces: int) -> None:
+        self.clips = clips
+        self.spans = spans
+        self.clip_vectors: np.ndarray | None = None
+        self.pieces_left = pieces
+        self.vector: np.ndarray | None = None
+        self.reason: str | None = None  # why the file fails, once something did
+        self.embedded = False  # the whole-file vector is done (or failed)
+
+    @property
+    def complete(self) -> bool:
+        return self.embedded and self.pieces_left == 0
+
+    def windows(self) -> list[tuple[float, float, np.ndarray]]:
+        assert self.clip_vectors is not None
+        vectors = pool_windows(self.clip_vectors, self.spans)
+        return [(start, end, v) for (start, end), v in zip(window_times(self.clips, self.spans), vectors)]
 
 
 @dataclass
@@ -31,6 +58,7 @@ class _Pending:
     old: StoredItem | None
     content_hash: str
     prepared: Any
+    windowed: _Windowed | None = None
 
 
 def index_paths(
@@ -41,6 +69,7 @@ def index_paths(
     observer: IndexObserver | None = None,
     batch_size: int = 32,
     workers: int | None = None,
+    windows: WindowSettings | None = None,
 ) -> IndexReport:
     """Bring the library up to date with the files under ``paths``.
 
@@ -50,7 +79,10 @@ def index_paths(
     cannot be read is recorded as failed with its reason, and the run goes on.
     ``modality`` forces one modality for every file found. Files are read in
     ``workers`` processes (default: one per core but one; 0 reads them in this
-    process) while batches of ``batch_size`` are embedded. Work is committed
+    process) while batches of ``batch_size`` are embedded. Long audio and video
+    are also cut into time windows as the library's window settings say;
+    ``windows`` changes those settings (the library's audio and video are then
+    read again). Work is committed
     in batches; a KeyboardInterrupt commits what is done and returns a report
     with ``interrupted`` set.
     """
@@ -68,6 +100,8 @@ def index_paths(
     report = IndexReport()
     started = time.monotonic()
     with library.writer() as writer:
+        if windows is not None and library.set_window_settings(windows):
+            report.window_settings_changed = True
         run = _Run(library, writer, report, observer, batch_size, workers)
         try:
             run.execute(roots, forced)
@@ -113,6 +147,11 @@ class _Run:
         self.pending: dict[Modality, list[_Pending]] = {}
         self.model_used = False
         self.embedded_by_modality: dict[Modality, int] = {}
+        self.window_settings = library.window_settings
+        self.queue = TaskQueue()
+        self.work: list[tuple[FoundFile, StoredItem | None]] = []
+        self.windowed: dict[int, _Windowed] = {}  # long files in progress, by task index
+        self._finished_waiting: list[_Pending] = []  # whole-file vector embedded, pieces still out
 
     def execute(self, roots: list[str], forced: Modality | None) -> None:
         self.observer.phase("scanning")
@@ -148,7 +187,7 @@ class _Run:
             same_stat = old is not None and old.size == f.size and old.mtime_ns == f.mtime_ns
             if f.error is not None:
                 self._fail(f, old, f.error)
-            elif same_stat and old.status == STATUS_OK:
+            elif same_stat and old.status == STATUS_OK and not self._needs_windows(old):
                 self.report.unchanged += 1
             elif same_stat and old.status == STATUS_SKIPPED:
                 self.report.skipped += 1
@@ -165,6 +204,10 @@ class _Run:
                         if item.content_hash and item.status == STATUS_OK}
         return work, gone, gone_by_hash
 
+    def _needs_windows(self, item: StoredItem) -> bool:
+        """An audio or video item not yet cut into windows under the current settings."""
+        return item.window_count is None and item.modality in WINDOWED and self.window_settings.enabled
+
     def _embed(self, work: list, gone: dict, gone_by_hash: dict) -> None:
         """Read, embed and commit the files to read; then remove the items that are gone."""
         by_modality: dict[str, int] = {}
@@ -173,7 +216,12 @@ class _Run:
         self.observer.started(len(work), by_modality)
         self.observer.phase("reading files")
         started = time.monotonic()
-        for result in self._preparer(work).run(self._tasks(work)):
+        self.work = work
+        self.queue.push_front(self._tasks(work))
+        for result in self._preparer(work).run(self.queue):
+            if result.chunk >= 0:
+                self._handle_piece(result)
+                continue
             f, old = work[result.index]
             if result.size or result.mtime_ns:
                 f = f._replace(size=result.size, mtime_ns=result.mtime_ns)
@@ -184,16 +232,20 @@ class _Run:
             self._flush(modality)
         elapsed = max(time.monotonic() - started, 1e-9)
         self.report.rates = {m.value: round(n / elapsed, 2) for m, n in sorted(self.embedded_by_modality.items())}
+        self.report.windows = dict(sorted(self.report.windows.items()))
         for item in gone.values():
             self.writer.remove(item.id, item.modality)
             self.report.removed += 1
         self.writer.commit()
 
     def _tasks(self, work: list[tuple[FoundFile, StoredItem | None]]) -> list[Task]:
-        return [
-            Task(i, f.path, f.modality, old.content_hash if old is not None and old.status == STATUS_OK else None)
-            for i, (f, old) in enumerate(work)
-        ]
+        def old_hash(old: StoredItem | None) -> str | None:
+            # An item still to be cut into windows is read again even if its content is the same.
+            if old is None or old.status != STATUS_OK or self._needs_windows(old):
+                return None
+            return old.content_hash
+
+        return [Task(i, f.path, f.modality, old_hash(old)) for i, (f, old) in enumerate(work)]
 
     def _preparer(self, work: list[tuple[FoundFile, StoredItem | None]]) -> Preparer:
         workers = self.workers
@@ -201,7 +253,9 @@ class _Run:
             # Starting workers costs a few seconds (each imports torch): not worth it for a handful of files.
             workers = default_workers() if len(work) >= _MIN_FILES_FOR_WORKERS else 0
         known = self.library.known_hashes({f.modality for f, _ in work}) if work else set()
-        return Preparer(self.space, known, workers, window=self.batch_size + 4 * max(workers, 1))
+        durations = WINDOWED if self.window_settings.enabled else frozenset()
+        return Preparer(self.space, known, workers, window=self.batch_size + 4 * max(workers, 1),
+                        durations=durations)
 
     def _handle(self, f: FoundFile, old: StoredItem | None, result: Prepared, gone: dict, gone_by_hash: dict) -> None:
         if result.vanished:
@@ -222,7 +276,7 @@ class _Run:
             if not self.model_used:
                 self.observer.phase("loading model")  # the first batch loads the model: it takes a while
             batch = self.pending.setdefault(f.modality, [])
-            batch.append(_Pending(f, old, result.content_hash, result.prepared))
+            batch.append(_Pending(f, old, result.content_hash, result.prepared, self._start_windows(result, f)))
             if len(batch) >= _batch_size(f.modality, self.batch_size):
                 self._flush(f.modality)
             return
@@ -245,7 +299,8 @@ class _Run:
         known = self.library.vector_by_hash(digest, f.modality)
         if known is None:
             return False
-        self.writer.put(f.path, f.modality, f.size, f.mtime_ns, digest, known[1])
+        windows = self.library.windows_of(known[0]) if f.modality in WINDOWED else None
+        self.writer.put(f.path, f.modality, f.size, f.mtime_ns, digest, known[1], windows)
         self._count_embedded(old)
         return True
 
@@ -272,16 +327,97 @@ class _Run:
         if not self.model_used:
             self.model_used = True
             self.observer.phase("embedding")
+        done = 0
         for p, result in zip(batch, results):
-            if isinstance(result, Exception):
+            if p.windowed is not None:  # a long file: done when its windows are too
+                if isinstance(result, Exception):
+                    p.windowed.reason = p.windowed.reason or describe(result)
+                else:
+                    p.windowed.vector = result
+                p.windowed.embedded = True
+                done += self._finish_windowed(p)
+            elif isinstance(result, Exception):
                 self._fail(p.file, p.old, describe(result))
+                done += 1
             else:
-                self.writer.put(p.file.path, modality, p.file.size, p.file.mtime_ns, p.content_hash, result)
-                self.report.embedded += 1
-                self.embedded_by_modality[modality] = self.embedded_by_modality.get(modality, 0) + 1
-                self._count_embedded(p.old)
+                windows = [] if modality in WINDOWED and self.window_settings.enabled else None
+                self._put(p, result, windows)
+                done += 1
         self.writer.commit()
-        self.observer.advanced(len(batch), modality.value)
+        if done:
+            self.observer.advanced(done, modality.value)
+
+    def _put(self, p: _Pending, vector: np.ndarray, windows: list[tuple[float, float, np.ndarray]] | None) -> None:
+        modality = p.file.modality
+        self.writer.put(p.file.path, modality, p.file.size, p.file.mtime_ns, p.content_hash, vector, windows)
+        self.report.embedded += 1
+        self.embedded_by_modality[modality] = self.embedded_by_modality.get(modality, 0) + 1
+        if windows:
+            self.report.windows[modality.value] = self.report.windows.get(modality.value, 0) + len(windows)
+        self._count_embedded(p.old)
+
+    # -- time windows of long files --------------------------------------------------------
+
+    def _start_windows(self, result: Prepared, f: FoundFile) -> _Windowed | None:
+        """For a long file: queue the pieces its clips are read in, and track it until they are embedded."""
+        if f.modality not in WINDOWED or not self.window_settings.enabled:
+            return None
+        clips, spans = file_windows(result.duration, self.window_settings)
+        if not spans:
+            return None
+        pieces = chunks(len(clips), _CLIPS_PER_CHUNK[f.modality])
+        state = _Windowed(clips, spans, len(pieces))
+        self.windowed[result.index] = state
+        self.queue.push_front(
+            Task(result.index, f.path, f.modality, None, clips=tuple(clips[a:b]), chunk=n,
+                 expect=(result.size, result.mtime_ns))
+            for n, (a, b) in enumerate(pieces)
+        )
+        return state
+
+    def _handle_piece(self, result: Prepared) -> None:
+        """Embed a piece of a long file's clips as soon as it is read."""
+        state = self.windowed[result.index]
+        f, _ = self.work[result.index]
+        first = result.chunk * _CLIPS_PER_CHUNK[f.modality]
+        if result.vanished:
+            state.reason = state.reason or "the file was deleted while its time windows were read"
+        elif result.reason is not None:
+            state.reason = state.reason or result.reason
+        elif state.reason is None:
+            try:
+                vectors = self.space.encoder(f.modality).embed_clips(result.prepared)
+            except SpaceError:
+                raise
+            except Exception as exc:
+                state.reason = describe(exc)
+            else:
+                if state.clip_vectors is None:
+                    state.clip_vectors = np.zeros((len(state.clips), vectors.shape[1]), dtype=np.float32)
+                state.clip_vectors[first : first + len(vectors)] = vectors
+        state.pieces_left -= 1
+        if state.complete:
+            p = next(p for p in self._finished_waiting if p.windowed is state)
+            self._finished_waiting.remove(p)
+            if self._finish_windowed(p):
+                self.writer.commit()
+                self.observer.advanced(1, f.modality.value)
+
+    def _finish_windowed(self, p: _Pending) -> int:
+        """Store a long file once its whole-file vector and all its clips are embedded; 1 if it was."""
+        state = p.windowed
+        assert state is not None
+        if not state.complete:
+            self._finished_waiting.append(p)  # its last pieces are still being read
+            return 0
+        index = next(i for i, s in self.windowed.items() if s is state)
+        del self.windowed[index]
+        if state.reason is not None:
+            self._fail(p.file, p.old, state.reason)
+        else:
+            assert state.vector is not None
+            self._put(p, state.vector, state.windows())
+        return 1
 
     def _count_embedded(self, old: StoredItem | None) -> None:
         if old is not None and old.status == STATUS_OK:

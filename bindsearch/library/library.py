@@ -27,9 +27,10 @@ from ..paths import default_library_path
 from ..spaces import Space, load_space
 from ..spaces.registry import space_from_spec
 from ..vectors import from_blobs
+from ..windows import WINDOWED, WindowSettings
 from .lock import WriterLock
 from .migrations import migrate
-from .schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, Base, Item, Meta, Vector
+from .schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, Base, Item, Meta, Vector, Window
 from .vector_index import VectorIndex
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ class LibraryInfo:
     counts: dict[str, int]
     failed: list[FileError] = field(default_factory=list)
     size_bytes: int = 0
+    # Time windows of long audio and video: how they are cut, and how many each modality has.
+    window_settings: dict[str, float] = field(default_factory=dict)
+    windows: dict[str, int] = field(default_factory=dict)
 
 
 class StoredItem(NamedTuple):
@@ -79,6 +83,16 @@ class StoredItem(NamedTuple):
     mtime_ns: int
     content_hash: str | None
     status: str
+    window_count: int | None
+
+
+class StoredWindow(NamedTuple):
+    """A time window of an item: its id, the item's id, and where it lies in the file (seconds)."""
+
+    id: int
+    item_id: int
+    start: float
+    end: float
 
 
 class Library:
@@ -88,6 +102,8 @@ class Library:
     its vector. Each modality's FAISS index (``index/<modality>-g<N>.faiss``)
     is a cache of those vectors named after the generation it reflects; one
     that is missing, stale or corrupt is rebuilt from SQLite on first use.
+    The time windows of long audio and video have indexes of their own
+    (``index/<modality>.windows-g<N>.faiss``), kept the same way.
     """
 
     def __init__(self, path: Path, engine: Engine, meta: dict[str, str], space: Space | None) -> None:
@@ -95,7 +111,7 @@ class Library:
         self._engine = engine
         self._meta = meta
         self._space = space
-        self._indexes: dict[Modality, VectorIndex] = {}
+        self._indexes: dict[tuple[Modality, bool], VectorIndex] = {}  # (modality, windows?) -> index
 
     # -- opening ----------------------------------------------------------------
 
@@ -186,6 +202,7 @@ class Library:
             "space_fingerprint": fingerprint,
             "dim": str(dim),
             "created_at": repr(time.time()),
+            "windows": json.dumps(WindowSettings().to_dict(), sort_keys=True),
         }
         try:
             Base.metadata.create_all(engine)
@@ -259,6 +276,12 @@ class Library:
     def dim(self) -> int:
         return int(self._meta["dim"])
 
+    @property
+    def window_settings(self) -> WindowSettings:
+        """How long audio and video are cut into time windows in this library."""
+        stored = self._meta.get("windows")
+        return WindowSettings.from_dict(json.loads(stored)) if stored else WindowSettings()
+
     # -- the public operations -----------------------------------------------------
 
     def index(self, paths: Sequence[str | os.PathLike[str]], **options: Any) -> IndexReport:
@@ -272,11 +295,13 @@ class Library:
         terms: Sequence[QueryTerm] | np.ndarray,
         targets: Iterable[Modality | str] | None = None,
         k: int = 10,
+        *,
+        windows: bool = False,
     ) -> list[Hit]:
         """Search with query terms (or a ready vector); see ``bindsearch.search.search``."""
         from ..search import search
 
-        return search(self, terms, targets=targets, k=k)
+        return search(self, terms, targets=targets, k=k, windows=windows)
 
     def info(self, max_failed: int | None = None) -> LibraryInfo:
         """Counts per modality, failed files and size on disk."""
@@ -288,6 +313,9 @@ class Library:
             if max_failed is not None:
                 failed_q = failed_q.limit(max_failed)
             failed = [FileError(p, e or "") for p, e in conn.execute(failed_q)]
+            window_rows = conn.execute(
+                select(Item.modality, func.count()).join(Window, Window.item_id == Item.id).group_by(Item.modality)
+            ).all()
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         return LibraryInfo(
             path=str(self.path),
@@ -299,6 +327,8 @@ class Library:
             counts={m: n for m, n in sorted(rows)},
             failed=failed,
             size_bytes=size,
+            window_settings=self.window_settings.to_dict(),
+            windows={m: n for m, n in sorted(window_rows)},
         )
 
     # -- reading ----------------------------------------------------------------
@@ -328,8 +358,8 @@ class Library:
                 params = (os.fsencode(root), os.fsencode(base + os.sep), os.fsencode(base + chr(ord(os.sep) + 1)))
                 rows = cursor.execute(_ITEMS_UNDER_SQL, params).fetchall()
                 out += [
-                    make((i, p.decode(encoding, errors), modalities[m], size, mtime, digest, status))
-                    for i, p, m, size, mtime, digest, status in rows
+                    make((i, p.decode(encoding, errors), modalities[m], size, mtime, digest, status, windows))
+                    for i, p, m, size, mtime, digest, status, windows in rows
                 ]
             cursor.close()
         finally:
@@ -337,28 +367,56 @@ class Library:
         return out
 
     def vector_by_hash(self, content_hash: str, modality: Modality) -> tuple[int, np.ndarray] | None:
-        """An embedded item with this content hash and modality, and its vector (for moves and copies)."""
+        """An embedded item with this content hash and modality, and its vector (for moves and copies).
+
+        Only an item cut into windows under the current settings counts, for a
+        modality that has windows, so that a copy gets its windows too.
+        """
+        query = (
+            select(Item.id, Vector.data)
+            .join(Vector, Vector.item_id == Item.id)
+            .where(Item.content_hash == content_hash, Item.modality == modality.value, Item.status == STATUS_OK)
+        )
+        if modality in WINDOWED:
+            query = query.where(Item.window_count.is_not(None))
         with self._engine.connect() as conn:
-            row = conn.execute(
-                select(Item.id, Vector.data)
-                .join(Vector, Vector.item_id == Item.id)
-                .where(Item.content_hash == content_hash, Item.modality == modality.value, Item.status == STATUS_OK)
-                .limit(1)
-            ).first()
+            row = conn.execute(query.limit(1)).first()
         if row is None:
             return None
         return row[0], from_blobs([row[1]], self.dim)[0]
+
+    def windows_of(self, item_id: int) -> list[tuple[float, float, np.ndarray]]:
+        """(start, end, vector) of an item's time windows, in time order."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(Window.start, Window.end, Window.data).where(Window.item_id == item_id).order_by(Window.start)
+            ).all()
+        vectors = from_blobs([r[2] for r in rows], self.dim)
+        return [(r[0], r[1], v) for r, v in zip(rows, vectors)]
+
+    def windows(self, ids: Sequence[int]) -> dict[int, StoredWindow]:
+        """The windows with the given ids."""
+        out: dict[int, StoredWindow] = {}
+        ids = [int(i) for i in ids]
+        with self._engine.connect() as conn:
+            for begin in range(0, len(ids), 500):
+                chunk = ids[begin : begin + 500]
+                query = select(Window.id, Window.item_id, Window.start, Window.end).where(Window.id.in_(chunk))
+                for row in conn.execute(query):
+                    out[row[0]] = StoredWindow(*row)
+        return out
 
     def known_hashes(self, modalities: Iterable[Modality]) -> set[tuple[str, Modality]]:
         """(content hash, modality) of every embedded item of these modalities: what needs no embedding."""
         wanted = [m.value for m in modalities]
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(Item.content_hash, Item.modality).where(
+                select(Item.content_hash, Item.modality, Item.window_count).where(
                     Item.status == STATUS_OK, Item.content_hash.is_not(None), Item.modality.in_(wanted)
                 )
             )
-            return {(h, Modality(m)) for h, m in rows}
+            # Audio or video content not yet cut into windows is not "known": it must be read again.
+            return {(h, Modality(m)) for h, m, w in rows if w is not None or Modality(m) not in WINDOWED}
 
     def items(self, ids: Sequence[int]) -> dict[int, tuple[str, Modality]]:
         """Path and modality of the given item ids."""
@@ -371,27 +429,51 @@ class Library:
                     out[row[0]] = (row[1], Modality(row[2]))
         return out
 
-    def stored_vectors(self, modality: Modality) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of every embedded item of ``modality``, read from SQLite."""
+    def items_with_windows(self, ids: Sequence[int]) -> set[int]:
+        """Those of the given item ids that have time windows."""
+        out: set[int] = set()
+        ids = [int(i) for i in ids]
         with self._engine.connect() as conn:
-            rows = conn.execute(
+            for begin in range(0, len(ids), 500):
+                chunk = ids[begin : begin + 500]
+                out.update(conn.execute(select(Item.id).where(Item.id.in_(chunk), Item.window_count > 0)).scalars())
+        return out
+
+    def stored_vectors(self, modality: Modality, windows: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every embedded item of ``modality`` (or of its windows), read from SQLite."""
+        if windows:
+            query = (
+                select(Window.id, Window.data)
+                .join(Item, Window.item_id == Item.id)
+                .where(Item.modality == modality.value)
+                .order_by(Window.id)
+            )
+        else:
+            query = (
                 select(Item.id, Vector.data)
                 .join(Vector, Vector.item_id == Item.id)
                 .where(Item.modality == modality.value, Item.status == STATUS_OK)
                 .order_by(Item.id)
-            ).all()
+            )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         return ids, from_blobs([r[1] for r in rows], self.dim)
 
-    def vector_index(self, modality: Modality) -> VectorIndex:
-        """The FAISS index of ``modality``, loaded once; rebuilt from SQLite if stale, missing or corrupt."""
-        if modality not in self._indexes:
-            self._indexes[modality] = self._load_or_rebuild(modality)
-        return self._indexes[modality]
+    def vector_index(self, modality: Modality, windows: bool = False) -> VectorIndex:
+        """The FAISS index of ``modality`` (of its windows with ``windows``), loaded once.
 
-    def _load_or_rebuild(self, modality: Modality) -> VectorIndex:
-        generation, count = self._generation_and_count(modality)
-        path = self._index_file(modality, generation)
+        Rebuilt from SQLite if stale, missing or corrupt. Ids are item ids, or
+        window ids for a window index.
+        """
+        key = (modality, windows)
+        if key not in self._indexes:
+            self._indexes[key] = self._load_or_rebuild(modality, windows)
+        return self._indexes[key]
+
+    def _load_or_rebuild(self, modality: Modality, windows: bool) -> VectorIndex:
+        generation, count = self._generation_and_count(modality, windows)
+        path = self._index_file(modality, windows, generation)
         problem = None
         if count == 0:
             return VectorIndex(self.dim)
@@ -405,42 +487,83 @@ class Library:
                 problem = f"holds {index.size} vectors, the library {count}"
             except ValueError as exc:
                 problem = str(exc)
-        ids, vectors = self.stored_vectors(modality)
+        ids, vectors = self.stored_vectors(modality, windows)
         index = VectorIndex(self.dim)
         index.add(ids, vectors)
-        log.warning("rebuilt the %s index of library %s from stored vectors (%s; %d items)",
-                    modality.value, self.path, problem, index.size)
+        log.warning("rebuilt the %s index of library %s from stored vectors (%s; %d vectors)",
+                    _index_name(modality, windows), self.path, problem, index.size)
         try:
-            self._save_index(modality, index, generation)
+            self._save_index(modality, windows, index, generation)
         except OSError:
             pass  # a read-only library still answers queries from the rebuilt index in memory
         return index
 
-    def _generation_and_count(self, modality: Modality) -> tuple[int, int]:
+    def _generation_and_count(self, modality: Modality, windows: bool = False) -> tuple[int, int]:
+        if windows:
+            count_query = (
+                select(func.count()).select_from(Window).join(Item, Window.item_id == Item.id)
+                .where(Item.modality == modality.value)
+            )
+        else:
+            count_query = select(func.count()).select_from(Item).where(
+                Item.modality == modality.value, Item.status == STATUS_OK
+            )
         with self._engine.connect() as conn:
-            generation = conn.execute(select(Meta.value).where(Meta.key == _generation_key(modality))).scalar()
-            count = conn.execute(
-                select(func.count()).select_from(Item).where(
-                    Item.modality == modality.value, Item.status == STATUS_OK
-                )
-            ).scalar_one()
+            key = _generation_key(modality, windows)
+            generation = conn.execute(select(Meta.value).where(Meta.key == key)).scalar()
+            count = conn.execute(count_query).scalar_one()
         return int(generation or 0), int(count)
 
-    def _index_file(self, modality: Modality, generation: int) -> str:
-        return str(self.path / INDEX_DIR / f"{modality.value}-g{generation}.faiss")
+    def _index_file(self, modality: Modality, windows: bool, generation: int) -> str:
+        return str(self.path / INDEX_DIR / f"{_index_name(modality, windows)}-g{generation}.faiss")
 
-    def _save_index(self, modality: Modality, index: VectorIndex, generation: int) -> None:
-        target = self._index_file(modality, generation)
+    def _save_index(self, modality: Modality, windows: bool, index: VectorIndex, generation: int) -> None:
+        target = self._index_file(modality, windows, generation)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         index.save(target)
         # Older generations go; a newer one (a writer saved it meanwhile) stays.
-        for old in glob.glob(str(self.path / INDEX_DIR / f"{modality.value}-g*.faiss")):
-            number = os.path.basename(old)[len(modality.value) + 2 : -len(".faiss")]
+        name = _index_name(modality, windows)
+        for old in glob.glob(str(self.path / INDEX_DIR / f"{name}-g*.faiss")):
+            number = os.path.basename(old)[len(name) + 2 : -len(".faiss")]
             if number.isdigit() and int(number) < generation:
                 try:
                     os.unlink(old)
                 except OSError:
                     pass
+
+    def set_window_settings(self, settings: WindowSettings) -> bool:
+        """Cut long audio and video with ``settings`` from now on; True if they changed.
+
+        Call with the writer lock held (inside ``writer()``). Audio and video
+        items are marked for reading again; their old windows stay searchable
+        until each is cut anew. Settings that turn windows off delete them all.
+        """
+        if settings == self.window_settings:
+            return False
+        value = json.dumps(settings.to_dict(), sort_keys=True)
+        windowed = Item.modality.in_([m.value for m in WINDOWED])
+        with self._engine.begin() as conn:
+            if conn.execute(select(Meta.value).where(Meta.key == "windows")).first() is None:
+                conn.execute(Meta.__table__.insert().values(key="windows", value=value))
+            else:
+                conn.execute(update(Meta).where(Meta.key == "windows").values(value=value))
+            if settings.enabled:
+                conn.execute(update(Item).where(windowed).values(window_count=None))
+            else:
+                conn.execute(delete(Window))
+                conn.execute(update(Item).where(windowed).values(window_count=0))
+                for modality in WINDOWED:
+                    _bump_generation(conn, modality, windows=True)
+        self._meta["windows"] = value
+        if not settings.enabled:
+            for modality in WINDOWED:
+                self._indexes.pop((modality, True), None)
+                for old in glob.glob(str(self.path / INDEX_DIR / f"{_index_name(modality, True)}-g*.faiss")):
+                    try:
+                        os.unlink(old)
+                    except OSError:
+                        pass
+        return True
 
     # -- writing ------------------------------------------------------------------
 
@@ -490,7 +613,7 @@ class LibraryWriter:
     def __init__(self, library: Library) -> None:
         self.library = library
         self._ops: list[tuple[str, tuple[Any, ...]]] = []
-        self._dirty: set[Modality] = set()
+        self._dirty: set[tuple[Modality, bool]] = set()  # (modality, windows?) of the indexes changed
         self._saved_at = time.monotonic()
 
     @property
@@ -498,14 +621,19 @@ class LibraryWriter:
         return len(self._ops)
 
     def put(self, path: str, modality: Modality, size: int, mtime_ns: int,
-            content_hash: str | None, vector: np.ndarray) -> None:
-        """Insert or replace the item (path, modality) as embedded with ``vector``."""
-        self._ops.append(("put", (path, modality, size, mtime_ns, content_hash, vector, None)))
+            content_hash: str | None, vector: np.ndarray,
+            windows: Sequence[tuple[float, float, np.ndarray]] | None = None) -> None:
+        """Insert or replace the item (path, modality) as embedded with ``vector``.
+
+        ``windows`` are its time windows, (start, end, vector) each: [] for a
+        file cut into none (too short), None for one not cut at all.
+        """
+        self._ops.append(("put", (path, modality, size, mtime_ns, content_hash, vector, None, windows)))
 
     def put_failed(self, path: str, modality: Modality, size: int, mtime_ns: int, reason: str,
                    status: str = STATUS_FAILED) -> None:
         """Insert or replace the item (path, modality) as failed (or skipped) with ``reason``; drops any vector."""
-        self._ops.append(("put", (path, modality, size, mtime_ns, None, None, (status, reason))))
+        self._ops.append(("put", (path, modality, size, mtime_ns, None, None, (status, reason), None)))
 
     def touch(self, item_id: int, size: int, mtime_ns: int) -> None:
         """Record a new size/mtime for an item whose content did not change."""
@@ -529,36 +657,13 @@ class LibraryWriter:
         for kind, args in self._ops:
             if kind in ("put", "remove"):
                 lib.vector_index(args[1])
-        faiss_adds: dict[Modality, list[tuple[int, np.ndarray]]] = {}
-        faiss_removes: dict[Modality, list[int]] = {}
-        touched: set[Modality] = set()
+                if args[1] in WINDOWED:
+                    lib.vector_index(args[1], windows=True)
+        changes = _FaissChanges()
         with lib._engine.begin() as conn:
             for kind, args in self._ops:
                 if kind == "put":
-                    path, modality, size, mtime_ns, content_hash, vector, reason = args
-                    old = conn.execute(
-                        select(Item.id, Item.status).where(Item.path == path, Item.modality == modality.value)
-                    ).first()
-                    status, error = reason if reason else (STATUS_OK, None)
-                    values = {
-                        "size": size, "mtime_ns": mtime_ns, "content_hash": content_hash,
-                        "status": status, "error": error, "indexed_at": now,
-                    }
-                    if old is None:
-                        item_id = conn.execute(
-                            Item.__table__.insert().values(path=path, modality=modality.value, **values)
-                        ).inserted_primary_key[0]
-                    else:
-                        item_id = old[0]
-                        conn.execute(update(Item).where(Item.id == item_id).values(**values))
-                        conn.execute(delete(Vector).where(Vector.item_id == item_id))
-                        if old[1] == STATUS_OK:
-                            faiss_removes.setdefault(modality, []).append(item_id)
-                            touched.add(modality)
-                    if vector is not None:
-                        conn.execute(Vector.__table__.insert().values(item_id=item_id, data=_blob(vector, lib.dim)))
-                        faiss_adds.setdefault(modality, []).append((item_id, vector))
-                        touched.add(modality)
+                    self._write_put(conn, args, now, changes)
                 elif kind == "touch":
                     item_id, size, mtime_ns = args
                     conn.execute(update(Item).where(Item.id == item_id).values(size=size, mtime_ns=mtime_ns))
@@ -570,39 +675,101 @@ class LibraryWriter:
                 elif kind == "remove":
                     item_id, modality = args
                     status = conn.execute(select(Item.status).where(Item.id == item_id)).scalar()
+                    _delete_windows(conn, item_id, modality, changes)
                     conn.execute(delete(Vector).where(Vector.item_id == item_id))
                     conn.execute(delete(Item).where(Item.id == item_id))
                     if status == STATUS_OK:
-                        faiss_removes.setdefault(modality, []).append(item_id)
-                        touched.add(modality)
-            for modality in touched:
-                _bump_generation(conn, modality)
+                        changes.remove((modality, False), [item_id])
+            for modality, windows in changes.touched:
+                _bump_generation(conn, modality, windows)
         self._ops.clear()
-        self._dirty.update(touched)
+        self._dirty.update(changes.touched)
         try:
-            for modality in touched:
-                index = lib.vector_index(modality)
-                index.remove(np.array(faiss_removes.get(modality, []), dtype=np.int64))
-                adds = faiss_adds.get(modality, [])
+            for key in changes.touched:
+                index = lib.vector_index(*key)
+                index.remove(np.array(changes.removes.get(key, []), dtype=np.int64))
+                adds = changes.adds.get(key, [])
                 if adds:
                     index.add(np.array([i for i, _ in adds]), np.stack([v for _, v in adds]))
         except BaseException:
             # Interrupted (Ctrl-C) after the commit: the in-memory indexes may miss it. Forget
             # them; the next use rebuilds them from SQLite, which has everything.
-            for modality in touched:
-                lib._indexes.pop(modality, None)
+            for key in changes.touched:
+                lib._indexes.pop(key, None)
             raise
         if time.monotonic() - self._saved_at > self.SAVE_EVERY_S:
             self.save_indexes()
 
-    def save_indexes(self) -> None:
-        """Write the FAISS index of every modality changed by this writer, named by its generation."""
+    def _write_put(self, conn: Any, args: tuple[Any, ...], now: float, changes: _FaissChanges) -> None:
         lib = self.library
-        for modality in sorted(self._dirty):
-            generation, _ = lib._generation_and_count(modality)
-            lib._save_index(modality, lib.vector_index(modality), generation)
+        path, modality, size, mtime_ns, content_hash, vector, reason, windows = args
+        old = conn.execute(
+            select(Item.id, Item.status).where(Item.path == path, Item.modality == modality.value)
+        ).first()
+        status, error = reason if reason else (STATUS_OK, None)
+        values = {
+            "size": size, "mtime_ns": mtime_ns, "content_hash": content_hash,
+            "status": status, "error": error, "indexed_at": now,
+            "window_count": None if windows is None else len(windows),
+        }
+        if old is None:
+            item_id = conn.execute(
+                Item.__table__.insert().values(path=path, modality=modality.value, **values)
+            ).inserted_primary_key[0]
+        else:
+            item_id = old[0]
+            conn.execute(update(Item).where(Item.id == item_id).values(**values))
+            conn.execute(delete(Vector).where(Vector.item_id == item_id))
+            _delete_windows(conn, item_id, modality, changes)
+            if old[1] == STATUS_OK:
+                changes.remove((modality, False), [item_id])
+        if vector is not None:
+            conn.execute(Vector.__table__.insert().values(item_id=item_id, data=_blob(vector, lib.dim)))
+            changes.add((modality, False), item_id, vector)
+        for start, end, window_vector in windows or ():
+            window_id = conn.execute(
+                Window.__table__.insert().values(
+                    item_id=item_id, start=float(start), end=float(end), data=_blob(window_vector, lib.dim)
+                )
+            ).inserted_primary_key[0]
+            changes.add((modality, True), window_id, window_vector)
+
+    def save_indexes(self) -> None:
+        """Write every FAISS index changed by this writer, named by its generation."""
+        lib = self.library
+        for modality, windows in sorted(self._dirty, key=lambda key: (key[0].value, key[1])):
+            generation, _ = lib._generation_and_count(modality, windows)
+            lib._save_index(modality, windows, lib.vector_index(modality, windows), generation)
         self._dirty.clear()
         self._saved_at = time.monotonic()
+
+
+class _FaissChanges:
+    """What one commit adds to and removes from each FAISS index, keyed (modality, windows?)."""
+
+    def __init__(self) -> None:
+        self.adds: dict[tuple[Modality, bool], list[tuple[int, np.ndarray]]] = {}
+        self.removes: dict[tuple[Modality, bool], list[int]] = {}
+        self.touched: set[tuple[Modality, bool]] = set()
+
+    def add(self, key: tuple[Modality, bool], vector_id: int, vector: np.ndarray) -> None:
+        self.adds.setdefault(key, []).append((vector_id, vector))
+        self.touched.add(key)
+
+    def remove(self, key: tuple[Modality, bool], ids: Sequence[int]) -> None:
+        if ids:
+            self.removes.setdefault(key, []).extend(ids)
+            self.touched.add(key)
+
+
+def _delete_windows(conn: Any, item_id: int, modality: Modality, changes: _FaissChanges) -> None:
+    """Delete an item's windows, noting their ids for the window index."""
+    if modality not in WINDOWED:
+        return
+    ids = list(conn.execute(select(Window.id).where(Window.item_id == item_id)).scalars())
+    if ids:
+        conn.execute(delete(Window).where(Window.item_id == item_id))
+        changes.remove((modality, True), ids)
 
 
 def _remove_abandoned_staging(folder: Path) -> None:
@@ -624,8 +791,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _bump_generation(conn: Any, modality: Modality) -> None:
-    key = _generation_key(modality)
+def _bump_generation(conn: Any, modality: Modality, windows: bool = False) -> None:
+    key = _generation_key(modality, windows)
     current = conn.execute(select(Meta.value).where(Meta.key == key)).scalar()
     if current is None:
         conn.execute(Meta.__table__.insert().values(key=key, value="1"))
@@ -634,7 +801,7 @@ def _bump_generation(conn: Any, modality: Modality) -> None:
 
 
 _ITEMS_UNDER_SQL = (
-    f"SELECT id, path, modality, size, mtime_ns, content_hash, status FROM {Item.__tablename__} "
+    f"SELECT id, path, modality, size, mtime_ns, content_hash, status, window_count FROM {Item.__tablename__} "
     "WHERE path = ? OR (path >= ? AND path < ?)"
 )
 
@@ -648,8 +815,13 @@ _MODALITY_BY_VALUE = _ModalityByValue({m.value: m for m in Modality})
 
 
 
-def _generation_key(modality: Modality) -> str:
-    return f"generation:{modality.value}"
+def _index_name(modality: Modality, windows: bool) -> str:
+    """What names a FAISS index: ``audio`` for whole items, ``audio.windows`` for their windows."""
+    return f"{modality.value}.windows" if windows else modality.value
+
+
+def _generation_key(modality: Modality, windows: bool = False) -> str:
+    return f"generation:{_index_name(modality, windows)}"
 
 
 def _blob(vector: np.ndarray, dim: int) -> bytes:

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from ..errors import LibraryError
 from .schema import SCHEMA_VERSION
 
+
+def _add_windows(conn: Connection) -> None:
+    """1 -> 2: time windows of long audio and video.
+
+    Existing audio and video items get ``window_count`` NULL, so the next run
+    over their folders cuts the long ones into windows.
+    """
+    from .schema import Window
+
+    conn.execute(text("ALTER TABLE items ADD COLUMN window_count INTEGER"))
+    Window.__table__.create(conn)
+
+
 # MIGRATIONS[n] upgrades a library from schema n to n + 1, inside one transaction.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_windows}
 
 
 def migrate(conn: Connection, found: int, where: str) -> int:

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump when the tables change, and add a step to MIGRATIONS in migrations.py.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -78,6 +78,9 @@ class Item(Base):
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     indexed_at: Mapped[float] = mapped_column(Float)
+    # Time windows of a long audio or video item: how many it has (0: too short for any).
+    # NULL: not cut into windows under the library's current window settings (yet).
+    window_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Vector(Base):
@@ -85,4 +88,21 @@ class Vector(Base):
 
     __tablename__ = "vectors"
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Window(Base):
+    """One time window of a long audio or video item, and its unit vector (as in ``vectors``).
+
+    Window ids are their own sequence: each modality's windows have a FAISS
+    index of their own, beside the index of whole items.
+    """
+
+    __tablename__ = "windows"
+    __table_args__ = (Index("ix_windows_item_id", "item_id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    start: Mapped[float] = mapped_column(Float)  # seconds from the start of the file
+    end: Mapped[float] = mapped_column(Float)
     data: Mapped[bytes] = mapped_column(LargeBinary)

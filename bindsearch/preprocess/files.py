@@ -17,7 +17,7 @@ import torch
 
 from ..loaders.audio import audio_info, load_audio
 from ..loaders.image import load_image
-from ..loaders.video import load_video_clips
+from ..loaders.video import load_video_clips, read_frames, video_info
 from .audio import NUM_CLIPS, SAMPLE_RATE, audio_to_input, clip_bounds, clips_to_input, to_mono
 from .image import image_to_tensor
 from .resample import resample, resampled_length, sinc_kernel_table
@@ -57,10 +57,46 @@ def audio_file_to_input(
     return clips_to_input(clips, subtract_mean=False)
 
 
+def audio_file_clips_to_input(path: str, clips: list[tuple[float, float]], channel: int = 0) -> torch.Tensor:
+    """Consecutive clips of an audio file, (start, end) seconds each, to model input (len(clips), 1, 128, 204).
+
+    Used for the time windows of long files: only the stretch the clips span is
+    decoded and resampled, and each clip is centred on its own mean over all
+    channels, as a file-level clip is.
+    """
+    if not clips:
+        raise ValueError("no clips given")
+    info = audio_info(path)
+    total = info.frames if info.frames is not None else int(round((info.duration or 0.0) * info.rate))
+    n_out = resampled_length(total, info.rate, SAMPLE_RATE)
+    bounds = [(min(int(s * SAMPLE_RATE), n_out), min(int(e * SAMPLE_RATE), n_out)) for s, e in clips]
+    lo, hi = bounds[0][0], max(stop for _, stop in bounds)
+    signal, level = _decode_range(path, info.rate, total, lo, hi, channel)
+    pieces = []
+    for start, stop in bounds:
+        piece = signal[start - lo : stop - lo]
+        pieces.append(piece - level[start - lo : stop - lo].mean() if piece.numel() else piece)
+    return clips_to_input(pieces, subtract_mean=False)
+
+
 def _decode_clip(path: str, rate: int, total: int, start: int, stop: int, channel: int) -> torch.Tensor:
-    """Output samples [start, stop) of the file resampled to 16 kHz, decoding only around them."""
+    """Output samples [start, stop) of the file resampled to 16 kHz, centred, decoding only around them."""
     if stop <= start:
         return torch.zeros(0)
+    signal, level = _decode_range(path, rate, total, start, stop, channel)
+    return signal - level.mean()
+
+
+def _decode_range(
+    path: str, rate: int, total: int, start: int, stop: int, channel: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Output samples [start, stop) of channel ``channel`` resampled to 16 kHz, and of the channel average.
+
+    Only the input around them is decoded; the outputs equal those of
+    resampling the whole file.
+    """
+    if stop <= start:
+        return torch.zeros(0), torch.zeros(0)
     g = math.gcd(rate, SAMPLE_RATE)
     o, q = rate // g, SAMPLE_RATE // g
     _, _, half_width = sinc_kernel_table(o, q)
@@ -78,6 +114,26 @@ def _decode_clip(path: str, rate: int, total: int, start: int, stop: int, channe
         rows.append(x.to(torch.float32).mean(dim=0))
     resampled = resample(torch.stack(rows), rate, SAMPLE_RATE)
     offset = (first_in // o) * q  # global output index of the segment's first output
-    clip = resampled[:, start - offset : stop - offset]
-    level = clip[-1]  # the all-channel average when there are several channels, else the channel itself
-    return clip[0] - level.mean()
+    span = resampled[:, start - offset : stop - offset]
+    # The all-channel average when there are several channels, else the channel itself.
+    return span[0], span[-1]
+
+
+def video_file_clips_to_input(path: str, clips: list[tuple[float, float]]) -> torch.Tensor:
+    """Clips of a video file, (start, end) seconds each, to model input (len(clips), 3, 2, 224, 224).
+
+    Each clip shows its first and last frame, as a file-level clip does, in
+    one centre crop (a file-level clip has three crops: windows of a long
+    video would cost three times as much for little gain).
+    """
+    if not clips:
+        raise ValueError("no clips given")
+    info = video_info(path)
+    indices = []
+    for start, end in clips:
+        first = min(math.ceil(info.fps * start), info.num_frames - 1)
+        last = max(first, min(math.ceil(info.fps * end), info.num_frames) - 1)
+        indices += [first, last]
+    frames, _ = read_frames(path, indices)
+    frames = torch.as_tensor(frames).reshape(len(clips), 2, *frames.shape[1:])
+    return video_to_input(frames, num_crops=1)

@@ -31,6 +31,9 @@ class Encoder(ABC):
 
     modality: Modality
     dim: int
+    # Encoders of long media (audio, video) can also embed fixed-length clips of a file, which
+    # time windows are pooled from (see bindsearch.windows); for the others this stays False.
+    embeds_clips: bool = False
 
     @abstractmethod
     def prepare(self, source: Any) -> Any:
@@ -43,6 +46,20 @@ class Encoder(ABC):
     def embed(self, sources: Sequence[Any]) -> np.ndarray:
         """Prepare and embed several inputs at once."""
         return self.embed_batch([self.prepare(s) for s in sources])
+
+    # -- clips of long media (only where ``embeds_clips``) ------------------------------
+
+    def duration(self, source: Any) -> float | None:
+        """Length of a file in seconds, from its headers; None when unknown."""
+        raise NotImplementedError(f"the {self.modality.value} encoder does not embed clips")
+
+    def prepare_clips(self, source: Any, clips: Sequence[tuple[float, float]]) -> Any:
+        """Read consecutive clips ((start, end) seconds) of a file into model input; like ``prepare``."""
+        raise NotImplementedError(f"the {self.modality.value} encoder does not embed clips")
+
+    def embed_clips(self, prepared: Any) -> np.ndarray:
+        """Embed the clips of one ``prepare_clips`` result: (clips, dim) float32 unit rows."""
+        raise NotImplementedError(f"the {self.modality.value} encoder does not embed clips")
 
 
 class Space(ABC):

@@ -295,6 +295,7 @@ class ImageBindEncoder(Encoder):
         self.modality = modality
         self.dim = space.dim
         self._loader = loader
+        self.embeds_clips = modality in (Modality.AUDIO, Modality.VIDEO)
 
     def prepare(self, source: Any) -> Any:
         return self._loader(source)
@@ -316,6 +317,41 @@ class ImageBindEncoder(Encoder):
             vectors = torch.stack([part.mean(dim=0) for part in parts])
         else:
             vectors = model.embed(_KIND[self.modality], torch.stack(list(prepared)).to(device))
+        return l2_normalize(vectors.float().cpu().numpy())
+
+    # -- clips of long audio and video ------------------------------------------------
+
+    def duration(self, source: Any) -> float | None:
+        if self.modality is Modality.AUDIO:
+            from ..loaders.audio import audio_duration
+
+            return audio_duration(os.fspath(source))  # a video's soundtrack too
+        if self.modality is Modality.VIDEO:
+            from ..loaders.video import video_duration
+
+            return video_duration(os.fspath(source))
+        return super().duration(source)
+
+    def prepare_clips(self, source: Any, clips: Sequence[tuple[float, float]]) -> Any:
+        from ..preprocess.files import audio_file_clips_to_input, video_file_clips_to_input
+
+        if self.modality is Modality.AUDIO:
+            return audio_file_clips_to_input(os.fspath(source), list(clips))
+        if self.modality is Modality.VIDEO:
+            return video_file_clips_to_input(os.fspath(source), list(clips))
+        return super().prepare_clips(source, clips)
+
+    def embed_clips(self, prepared: Any) -> np.ndarray:
+        import torch
+
+        from ..vectors import l2_normalize
+
+        if not self.embeds_clips:
+            return super().embed_clips(prepared)
+        model = self.space.model_for(self.modality)
+        clips = torch.as_tensor(prepared).to(self.space.device)
+        # Each clip is an item of one clip: (clips, 1, ...) gives one vector per clip.
+        vectors = model.embed(_KIND[self.modality], clips.unsqueeze(1))
         return l2_normalize(vectors.float().cpu().numpy())
 
 
