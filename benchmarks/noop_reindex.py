@@ -120,6 +120,7 @@ def fill_library(lib_path: Path, media: Path, n: int) -> None:
 
     from bindsearch.library import Library
     from bindsearch.modality import modality_from_path
+    from bindsearch.windows import WINDOWED
 
     rng = np.random.default_rng(0)
     with Library.open(lib_path, str(TINY_SPACE), create=True) as lib:
@@ -132,7 +133,10 @@ def fill_library(lib_path: Path, media: Path, n: int) -> None:
                     st = os.stat(path)
                     v = rng.standard_normal(dim).astype(np.float32)
                     v /= np.linalg.norm(v)
-                    writer.put(path, modality_from_path(path), st.st_size, st.st_mtime_ns, f"{done:064x}", v)
+                    modality = modality_from_path(path)
+                    # As a run stores a short audio or video file: cut into windows, of which it has none.
+                    windows = [] if modality in WINDOWED else None
+                    writer.put(path, modality, st.st_size, st.st_mtime_ns, f"{done:064x}", v, windows)
                     done += 1
                     if writer.pending >= 5000:
                         writer.commit()
