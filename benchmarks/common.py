@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 TINY = {
     "out_embed_dim": 32,
@@ -46,3 +53,16 @@ def machine() -> str:
     except ImportError:
         pass
     return text
+
+
+def index_in_new_process(paths: list[Path], space_file: Path, *options: str) -> tuple[dict, float]:
+    """``bindsearch index`` in a new process on a new library: its --json report and the wall time."""
+    library = Path(tempfile.mkdtemp(prefix="bindsearch-bench-lib-"))
+    shutil.rmtree(library)
+    command = [sys.executable, "-m", "bindsearch.cli", "index", *map(str, paths), "--library", str(library),
+               "--space", str(space_file), "--json", *options]
+    started = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - started
+    shutil.rmtree(library)
+    return json.loads(out.stdout), wall

@@ -19,15 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import CONFIGS, machine
+from common import CONFIGS, index_in_new_process, machine
 from PIL import Image
 
 import bindsearch
@@ -77,17 +74,8 @@ def encoder_only(space_file: Path, folder: Path, batch: int) -> dict[str, float]
 
 
 def end_to_end(space_file: Path, folder: Path, batch: int, workers: int | None) -> tuple[dict, float]:
-    library = Path(tempfile.mkdtemp(prefix="bindsearch-bench-lib-"))
-    shutil.rmtree(library)
-    command = [sys.executable, "-m", "bindsearch.cli", "index", str(folder), "--library", str(library),
-               "--space", str(space_file), "--batch-size", str(batch), "--json"]
-    if workers is not None:
-        command += ["--workers", str(workers)]
-    started = time.perf_counter()
-    out = subprocess.run(command, capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - started
-    shutil.rmtree(library)
-    return json.loads(out.stdout), wall
+    options = ["--batch-size", str(batch)] + (["--workers", str(workers)] if workers is not None else [])
+    return index_in_new_process([folder], space_file, *options)
 
 
 def main() -> None:

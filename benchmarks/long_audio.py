@@ -19,15 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import CONFIGS, machine
+from common import CONFIGS, index_in_new_process, machine
 
 import bindsearch
 from bindsearch.windows import WindowSettings, chunks, file_windows
@@ -62,18 +59,6 @@ def encoder_only(space_file: Path, recording: Path) -> dict[str, float]:
     return {"clips": len(clips), "seconds": seconds, "clips_per_s": len(clips) / seconds}
 
 
-def end_to_end(space_file: Path, recording: Path) -> tuple[dict, float]:
-    library = Path(tempfile.mkdtemp(prefix="bindsearch-bench-lib-"))
-    shutil.rmtree(library)
-    command = [sys.executable, "-m", "bindsearch.cli", "index", str(recording), "--library", str(library),
-               "--space", str(space_file), "--json"]
-    started = time.perf_counter()
-    out = subprocess.run(command, capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - started
-    shutil.rmtree(library)
-    return json.loads(out.stdout), wall
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="mid")
@@ -89,7 +74,7 @@ def main() -> None:
     space_file.write_text(json.dumps({"model": "imagebind", "checkpoint": None, "config": CONFIGS[args.config]}))
 
     ceiling = encoder_only(space_file, recording)
-    report, wall = end_to_end(space_file, recording)
+    report, wall = index_in_new_process([recording], space_file)
     assert report["added"] == 1 and report["failed"] == 0, report
     common = {"benchmark": "long_audio", "config": args.config, "minutes": args.minutes, "machine": machine()}
     print(json.dumps({**common, "measure": "encoder_only", "clips": ceiling["clips"],

@@ -33,7 +33,9 @@ _CLIPS_PER_CHUNK = {Modality.AUDIO: 32, Modality.VIDEO: 8}
 class _Windowed:
     """A long file in progress: its whole-file vector and its clips' vectors arrive separately."""
 
-    def __init__(self, clips: list[tuple[float, float]], spans: list[tuple[int, int]], pieces: int) -> None:
+    def __init__(self, index: int, clips: list[tuple[float, float]], spans: list[tuple[int, int]],
+                 pieces: int) -> None:
+        self.index = index  # the file's task index
         self.clips = clips
         self.spans = spans
         self.clip_vectors: np.ndarray | None = None
@@ -41,6 +43,7 @@ class _Windowed:
         self.vector: np.ndarray | None = None
         self.reason: str | None = None  # why the file fails, once something did
         self.embedded = False  # the whole-file vector is done (or failed)
+        self.waiting: _Pending | None = None  # the file, once embedded while pieces are still out
 
     @property
     def complete(self) -> bool:
@@ -151,7 +154,6 @@ class _Run:
         self.queue = TaskQueue()
         self.work: list[tuple[FoundFile, StoredItem | None]] = []
         self.windowed: dict[int, _Windowed] = {}  # long files in progress, by task index
-        self._finished_waiting: list[_Pending] = []  # whole-file vector embedded, pieces still out
 
     def execute(self, roots: list[str], forced: Modality | None) -> None:
         self.observer.phase("scanning")
@@ -366,7 +368,7 @@ class _Run:
         if not spans:
             return None
         pieces = chunks(len(clips), _CLIPS_PER_CHUNK[f.modality])
-        state = _Windowed(clips, spans, len(pieces))
+        state = _Windowed(result.index, clips, spans, len(pieces))
         self.windowed[result.index] = state
         self.queue.push_front(
             Task(result.index, f.path, f.modality, None, clips=tuple(clips[a:b]), chunk=n,
@@ -396,10 +398,8 @@ class _Run:
                     state.clip_vectors = np.zeros((len(state.clips), vectors.shape[1]), dtype=np.float32)
                 state.clip_vectors[first : first + len(vectors)] = vectors
         state.pieces_left -= 1
-        if state.complete:
-            p = next(p for p in self._finished_waiting if p.windowed is state)
-            self._finished_waiting.remove(p)
-            if self._finish_windowed(p):
+        if state.complete and state.waiting is not None:
+            if self._finish_windowed(state.waiting):
                 self.writer.commit()
                 self.observer.advanced(1, f.modality.value)
 
@@ -408,10 +408,9 @@ class _Run:
         state = p.windowed
         assert state is not None
         if not state.complete:
-            self._finished_waiting.append(p)  # its last pieces are still being read
+            state.waiting = p  # its last pieces are still being read
             return 0
-        index = next(i for i, s in self.windowed.items() if s is state)
-        del self.windowed[index]
+        del self.windowed[state.index]
         if state.reason is not None:
             self._fail(p.file, p.old, state.reason)
         else:
