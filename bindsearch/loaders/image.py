@@ -32,7 +32,8 @@ def decode_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on EXIF oddities and near-bomb sizes
-            with Image.open(path) as img:
+            img = Image.open(path)
+            try:
                 width, height = img.size
                 if width * height > max_pixels:
                     raise MediaError(
@@ -45,7 +46,14 @@ def decode_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
                 out = img
                 if img.getexif().get(0x0112, 1) != 1:
                     out = ImageOps.exif_transpose(img)
-                return out.copy() if out is img else out
+                if out is img and getattr(img, "fp", None) is not None:
+                    # A multi-frame file stays open after load(); closing the image would drop its
+                    # pixels, so keep a copy. A single frame is closed by load() itself: no copy needed.
+                    out = img.copy()
+                return out
+            finally:
+                if getattr(img, "fp", None) is not None:
+                    img.close()
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:
