@@ -113,8 +113,9 @@ def main() -> None:
         ceiling = encoder_only(space, inputs, args.batch_size)
         report, wall = end_to_end(space_file, folder, args.batch_size, args.workers)
         assert report["added"] == files and report["failed"] == 0, report
-        print(json.dumps({**common, "measure": "round", "round": n + 1, "encoder_only_files_per_s": round(ceiling["all"], 3),
-                          "end_to_end_files_per_s": round(files / report["seconds"], 3)}))
+        print(json.dumps({**common, "measure": "round", "round": n + 1,
+                          "encoder_only_files_per_s": round(ceiling["all"], 3),
+                          "end_to_end_files_per_s": round(files / report["seconds"], 3)}), flush=True)
         ceilings.append(ceiling)
         runs.append((report, wall))
     ceiling = max(ceilings, key=lambda c: c["all"])

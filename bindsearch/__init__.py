@@ -26,6 +26,7 @@ if os.path.isfile(os.path.join(_root, "pyproject.toml")) and os.path.isfile(
 
 import numpy as np
 
+from .classify import Classification, LabelScore, classify
 from .errors import (
     BindsearchError,
     LibraryError,
@@ -38,7 +39,7 @@ from .errors import (
 from .indexer import IndexObserver, IndexReport, index_paths
 from .library import FileError, Library, LibraryInfo
 from .modality import Modality
-from .search import Hit, QueryTerm, search
+from .search import Filters, Hit, QueryTerm, search
 from .spaces import DEFAULT_SPACE, Encoder, Space, load_space
 
 __version__ = "0.1.0"
@@ -66,11 +67,14 @@ def embed(
 __all__ = [
     "DEFAULT_SPACE",
     "BindsearchError",
+    "Classification",
     "Encoder",
     "FileError",
+    "Filters",
     "Hit",
     "IndexObserver",
     "IndexReport",
+    "LabelScore",
     "Library",
     "LibraryError",
     "LibraryInfo",
@@ -82,6 +86,7 @@ __all__ = [
     "SpaceError",
     "SpaceMismatchError",
     "UsageError",
+    "classify",
     "embed",
     "index_paths",
     "load_space",

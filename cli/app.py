@@ -1,4 +1,4 @@
-"""The ``bindsearch`` command: index, query, embed, info."""
+"""The ``bindsearch`` command: index, query, embed, info, tag, classify."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import typer
 
 from bindsearch import __version__
 
+from . import classify as classify_cmd
 from . import embed as embed_cmd
 from . import index as index_cmd
 from . import info as info_cmd
 from . import query as query_cmd
+from . import tag as tag_cmd
 from .console import setup_logging
 
 app = typer.Typer(
@@ -43,6 +45,8 @@ app.command("index")(index_cmd.index)
 app.command("query")(query_cmd.query)
 app.command("embed")(embed_cmd.embed)
 app.command("info")(info_cmd.info)
+app.command("tag")(tag_cmd.tag)
+app.command("classify")(classify_cmd.classify)
 
 
 def main() -> None:

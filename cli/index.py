@@ -9,6 +9,7 @@ import typer
 from bindsearch.indexer import IndexObserver, check_arguments
 
 import bindsearch
+from bindsearch.classify import parse_labels
 from bindsearch.errors import UsageError
 from bindsearch.paths import display_path
 from bindsearch.windows import WindowSettings
@@ -49,6 +50,11 @@ def index(
         typer.Option("--hop", metavar="SECONDS",
                      help="Start a window every SECONDS (a multiple of 2, at most the window). [default: 2]"),
     ] = None,
+    auto_tag: Annotated[
+        str | None,
+        typer.Option("--auto-tag", metavar="LABELS",
+                     help='Tag every new item with the closest of these labels (zero-shot): "dog,car,bird".'),
+    ] = None,
     errors: Annotated[bool, typer.Option("--errors", "-e", help="List every failed file with its reason.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -58,6 +64,7 @@ def index(
     arguments or an unusable library or space.
     """
     check_arguments(paths, modality)  # before the library (and perhaps a download) is touched
+    labels = parse_labels(auto_tag) if auto_tag is not None else None
     with bindsearch.open_library(library, space, create=True) as lib:
         windows = window_settings(lib.window_settings, window, hop) if window is not None or hop is not None else None
         show_progress = err.is_terminal and not as_json
@@ -65,10 +72,10 @@ def index(
         if isinstance(observer, RichIndexProgress):
             with observer:
                 report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size,
-                                   workers=workers, windows=windows)
+                                   workers=workers, windows=windows, auto_tag=labels)
         else:
             report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size, workers=workers,
-                               windows=windows)
+                               windows=windows, auto_tag=labels)
     if as_json:
         print_json(report)
     else:

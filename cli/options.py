@@ -36,25 +36,25 @@ TextOption = Annotated[
     list[str] | None, typer.Option("--text", "-t", metavar="TEXT", help="Text (repeatable).", show_default=False)
 ]
 ImageOption = Annotated[
-    list[Path] | None,
+    list[str] | None,
     typer.Option("--image", "-i", metavar="FILE", help="Image file (repeatable).", show_default=False),
 ]
 AudioOption = Annotated[
-    list[Path] | None,
+    list[str] | None,
     typer.Option("--audio", "-a", metavar="FILE", help="Audio file (repeatable).", show_default=False),
 ]
 VideoOption = Annotated[
-    list[Path] | None,
+    list[str] | None,
     typer.Option("--video", "-v", metavar="FILE", help="Video file (repeatable).", show_default=False),
 ]
 DepthOption = Annotated[
-    list[Path] | None, typer.Option("--depth", metavar="FILE", help="Depth map file (repeatable).", show_default=False)
+    list[str] | None, typer.Option("--depth", metavar="FILE", help="Depth map file (repeatable).", show_default=False)
 ]
 ThermalOption = Annotated[
-    list[Path] | None,
+    list[str] | None,
     typer.Option("--thermal", metavar="FILE", help="Thermal image file (repeatable).", show_default=False),
 ]
 ImuOption = Annotated[
-    list[Path] | None,
+    list[str] | None,
     typer.Option("--imu", metavar="FILE", help="IMU recording file (repeatable).", show_default=False),
 ]

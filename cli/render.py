@@ -11,7 +11,9 @@ from bindsearch.indexer import IndexReport
 from rich.markup import escape
 from rich.table import Table
 
+from bindsearch.classify import Classification
 from bindsearch.library import LibraryInfo
+from bindsearch.library.tags import TaggedItem
 from bindsearch.paths import display_path
 from bindsearch.search import Hit
 from bindsearch.windows import WindowSettings, format_time
@@ -39,25 +41,73 @@ def print_json(obj: Any) -> None:
 
 
 def print_hits(hits: list[Hit]) -> None:
+    """Rank, raw and calibrated score, modality, time (for windows), path and tags: a table, or tab-separated."""
     timed = any(h.start is not None for h in hits)
+    tagged = any(h.tags for h in hits)
     if not stdout_is_terminal():
         for h in hits:
             time = f"\t{_span(h)}" if timed else ""
-            print(f"{h.rank}\t{h.score:.4f}\t{h.modality.value}{time}\t{display_path(h.path)}")
+            tags = f"\t{','.join(h.tags)}" if tagged else ""
+            print(f"{h.rank}\t{h.score:.4f}\t{h.calibrated:.2f}\t{h.modality.value}{time}\t{display_path(h.path)}{tags}")
         return
     table = Table(show_edge=False, header_style="bold")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
+    table.add_column("calibrated", justify="right")
     table.add_column("modality")
     if timed:
         table.add_column("time", no_wrap=True)
     table.add_column("path", overflow="fold")
+    if tagged:
+        table.add_column("tags")
     for h in hits:
-        cells = [str(h.rank), f"{h.score:.4f}", h.modality.value]
+        cells = [str(h.rank), f"{h.score:.4f}", f"{h.calibrated:.2f}", h.modality.value]
         if timed:
             cells.append(_span(h))
-        table.add_row(*cells, escape(display_path(h.path)))
+        cells.append(escape(display_path(h.path)))
+        if tagged:
+            cells.append(escape(", ".join(h.tags)))
+        table.add_row(*cells)
     out.print(table)
+
+
+def print_paths(hits: list[Hit]) -> None:
+    """One path per line, best first, each file once (for piping into other tools)."""
+    seen: set[str] = set()
+    for h in hits:
+        if h.path not in seen:
+            seen.add(h.path)
+            print(display_path(h.path))
+
+
+def print_classifications(results: list[Classification], top: int | None = None) -> None:
+    """Per file its labels, most probable first, with their probabilities (the first ``top`` of them)."""
+    if not stdout_is_terminal():
+        for r in results:
+            if r.error is None:
+                labels = "\t".join(f"{s.label}\t{s.probability:.4f}" for s in r.labels[:top])
+                print(f"{display_path(r.path)}\t{labels}")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("file", overflow="fold")
+    table.add_column("label")
+    table.add_column("probability", justify="right")
+    for r in results:
+        if r.error is not None:
+            continue
+        for n, s in enumerate(r.labels[:top]):
+            table.add_row(escape(display_path(r.path)) if n == 0 else "", escape(s.label), f"{s.probability:.4f}")
+    out.print(table)
+
+
+def print_tagged(items: list[TaggedItem]) -> None:
+    """Each item's path, modality and tags."""
+    for item in items:
+        tags = ", ".join(item.tags) if item.tags else "(no tags)"
+        if stdout_is_terminal():
+            out.print(f"{escape(display_path(item.path))} [dim]{item.modality}[/]: {escape(tags)}")
+        else:
+            print(f"{display_path(item.path)}\t{item.modality}\t{','.join(item.tags)}")
 
 
 def _span(hit: Hit) -> str:

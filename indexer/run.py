@@ -43,6 +43,7 @@ class _Windowed:
         self.vector: np.ndarray | None = None
         self.reason: str | None = None  # why the file fails, once something did
         self.embedded = False  # the whole-file vector is done (or failed)
+        self.tags: Sequence[str] = ()  # given with the whole-file vector, stored with the windows
         self.waiting: _Pending | None = None  # the file, once embedded while pieces are still out
 
     @property
@@ -62,6 +63,7 @@ class _Pending:
     content_hash: str
     prepared: Any
     windowed: _Windowed | None = None
+    duration: float | None = None
 
 
 def index_paths(
@@ -73,6 +75,7 @@ def index_paths(
     batch_size: int = 32,
     workers: int | None = None,
     windows: WindowSettings | None = None,
+    auto_tag: Sequence[str] | None = None,
 ) -> IndexReport:
     """Bring the library up to date with the files under ``paths``.
 
@@ -85,9 +88,10 @@ def index_paths(
     process) while batches of ``batch_size`` are embedded. Long audio and video
     are also cut into time windows as the library's window settings say;
     ``windows`` changes those settings (the library's audio and video are then
-    read again). Work is committed
-    in batches; a KeyboardInterrupt commits what is done and returns a report
-    with ``interrupted`` set.
+    read again). ``auto_tag`` labels: every new item is tagged with the label
+    its vector is closest to (zero-shot, see ``bindsearch.classify``). Work is
+    committed in batches; a KeyboardInterrupt commits what is done and returns
+    a report with ``interrupted`` set.
     """
     observer = observer or IndexObserver()
     roots, forced = check_arguments(paths, modality)
@@ -105,7 +109,8 @@ def index_paths(
     with library.writer() as writer:
         if windows is not None and library.set_window_settings(windows):
             report.window_settings_changed = True
-        run = _Run(library, writer, report, observer, batch_size, workers)
+        run = _Run(library, writer, report, observer, batch_size, workers,
+                   _auto_tagger(space, auto_tag) if auto_tag else None)
         try:
             run.execute(roots, forced)
         except KeyboardInterrupt:
@@ -139,7 +144,7 @@ def check_arguments(
 
 class _Run:
     def __init__(self, library: Library, writer: LibraryWriter, report: IndexReport,
-                 observer: IndexObserver, batch_size: int, workers: int | None) -> None:
+                 observer: IndexObserver, batch_size: int, workers: int | None, tagger: Any = None) -> None:
         self.library = library
         self.space = library.space
         self.writer = writer
@@ -154,6 +159,8 @@ class _Run:
         self.queue = TaskQueue()
         self.work: list[tuple[FoundFile, StoredItem | None]] = []
         self.windowed: dict[int, _Windowed] = {}  # long files in progress, by task index
+        self.tagger = tagger  # a LabelSet for --auto-tag, or None
+        self.without_duration: list[StoredItem] = []  # unchanged audio and video whose length is not known
 
     def execute(self, roots: list[str], forced: Modality | None) -> None:
         self.observer.phase("scanning")
@@ -191,6 +198,8 @@ class _Run:
                 self._fail(f, old, f.error)
             elif same_stat and old.status == STATUS_OK and not self._needs_windows(old):
                 self.report.unchanged += 1
+                if old.duration is None and old.modality in WINDOWED:
+                    self.without_duration.append(old)  # indexed before durations were recorded
             elif same_stat and old.status == STATUS_SKIPPED:
                 self.report.skipped += 1
             else:
@@ -232,6 +241,7 @@ class _Run:
                 self.writer.commit()
         for modality in list(self.pending):
             self._flush(modality)
+        self._read_durations()
         elapsed = max(time.monotonic() - started, 1e-9)
         self.report.rates = {m.value: round(n / elapsed, 2) for m, n in sorted(self.embedded_by_modality.items())}
         self.report.windows = dict(sorted(self.report.windows.items()))
@@ -255,9 +265,8 @@ class _Run:
             # Starting workers costs a few seconds (each imports torch): not worth it for a handful of files.
             workers = default_workers() if len(work) >= _MIN_FILES_FOR_WORKERS else 0
         known = self.library.known_hashes({f.modality for f, _ in work}) if work else set()
-        durations = WINDOWED if self.window_settings.enabled else frozenset()
         return Preparer(self.space, known, workers, window=self.batch_size + 4 * max(workers, 1),
-                        durations=durations)
+                        durations=WINDOWED)
 
     def _handle(self, f: FoundFile, old: StoredItem | None, result: Prepared, gone: dict, gone_by_hash: dict) -> None:
         if result.vanished:
@@ -271,14 +280,15 @@ class _Run:
             self.report.skipped += 1
         elif result.known and not self._reuse(f, old, result.content_hash, gone, gone_by_hash):
             # Known when the worker looked, gone since (its only copy moved away in this run): read it here.
-            self._handle(f, old, prepare_task(Task(0, f.path, f.modality, None), self.space, set()), gone,
-                         gone_by_hash)
+            again = prepare_task(Task(0, f.path, f.modality, None), self.space, set(), durations=WINDOWED)
+            self._handle(f, old, again, gone, gone_by_hash)
             return
         elif not result.known:
             if not self.model_used:
                 self.observer.phase("loading model")  # the first batch loads the model: it takes a while
             batch = self.pending.setdefault(f.modality, [])
-            batch.append(_Pending(f, old, result.content_hash, result.prepared, self._start_windows(result, f)))
+            batch.append(_Pending(f, old, result.content_hash, result.prepared, self._start_windows(result, f),
+                                  result.duration))
             if len(batch) >= _batch_size(f.modality, self.batch_size):
                 self._flush(f.modality)
             return
@@ -301,8 +311,10 @@ class _Run:
         known = self.library.vector_by_hash(digest, f.modality)
         if known is None:
             return False
-        windows = self.library.windows_of(known[0]) if f.modality in WINDOWED else None
-        self.writer.put(f.path, f.modality, f.size, f.mtime_ns, digest, known[1], windows)
+        item_id, vector, duration = known
+        windows = self.library.windows_of(item_id) if f.modality in WINDOWED else None
+        self.writer.put(f.path, f.modality, f.size, f.mtime_ns, digest, vector, windows, duration=duration,
+                        tags=self._auto_tags(f.modality, [vector])[0] if old is None else ())
         self._count_embedded(old)
         return True
 
@@ -329,13 +341,17 @@ class _Run:
         if not self.model_used:
             self.model_used = True
             self.observer.phase("embedding")
+        labels = self._auto_tags(modality, [r for p, r in zip(batch, results)
+                                            if p.old is None and not isinstance(r, Exception)])
         done = 0
         for p, result in zip(batch, results):
+            tags = labels.pop(0) if p.old is None and not isinstance(result, Exception) else ()
             if p.windowed is not None:  # a long file: done when its windows are too
                 if isinstance(result, Exception):
                     p.windowed.reason = p.windowed.reason or describe(result)
                 else:
                     p.windowed.vector = result
+                    p.windowed.tags = tags
                 p.windowed.embedded = True
                 done += self._finish_windowed(p)
             elif isinstance(result, Exception):
@@ -343,15 +359,17 @@ class _Run:
                 done += 1
             else:
                 windows = [] if modality in WINDOWED and self.window_settings.enabled else None
-                self._put(p, result, windows)
+                self._put(p, result, windows, tags)
                 done += 1
         self.writer.commit()
         if done:
             self.observer.advanced(done, modality.value)
 
-    def _put(self, p: _Pending, vector: np.ndarray, windows: list[tuple[float, float, np.ndarray]] | None) -> None:
+    def _put(self, p: _Pending, vector: np.ndarray, windows: list[tuple[float, float, np.ndarray]] | None,
+             tags: Sequence[str] = ()) -> None:
         modality = p.file.modality
-        self.writer.put(p.file.path, modality, p.file.size, p.file.mtime_ns, p.content_hash, vector, windows)
+        self.writer.put(p.file.path, modality, p.file.size, p.file.mtime_ns, p.content_hash, vector, windows,
+                        duration=p.duration, tags=tags)
         self.report.embedded += 1
         self.embedded_by_modality[modality] = self.embedded_by_modality.get(modality, 0) + 1
         if windows:
@@ -415,8 +433,29 @@ class _Run:
             self._fail(p.file, p.old, state.reason)
         else:
             assert state.vector is not None
-            self._put(p, state.vector, state.windows())
+            self._put(p, state.vector, state.windows(), state.tags)
         return 1
+
+    # -- metadata ------------------------------------------------------------------
+
+    def _auto_tags(self, modality: Modality, vectors: Sequence[np.ndarray]) -> list[tuple[str, ...]]:
+        """With --auto-tag: the best label of each new vector, as a one-tag tuple (else empty tuples)."""
+        if self.tagger is None or not vectors or modality not in self.space.modalities:
+            return [() for _ in vectors]
+        return [(label,) for label in self.tagger.best(modality, np.stack(vectors))]
+
+    def _read_durations(self) -> None:
+        """Lengths of unchanged audio and video items indexed before lengths were recorded (headers only)."""
+        for item in self.without_duration:
+            try:
+                duration = self.space.encoder(item.modality).duration(item.path)
+            except Exception:  # unreadable now: the next run that reads the file records it
+                continue
+            if duration is not None:
+                self.writer.set_duration(item.id, duration)
+            if self.writer.pending >= _MAX_STAGED:
+                self.writer.commit()
+        self.without_duration = []
 
     def _count_embedded(self, old: StoredItem | None) -> None:
         if old is not None and old.status == STATUS_OK:
@@ -427,6 +466,12 @@ class _Run:
     def _fail(self, f: FoundFile, old: StoredItem | None, reason: str) -> None:
         self.writer.put_failed(f.path, f.modality, f.size, f.mtime_ns, reason)
         self.report.fail(f.path, reason)
+
+
+def _auto_tagger(space: Any, labels: Sequence[str]) -> Any:
+    from bindsearch.classify import LabelSet
+
+    return LabelSet(space, list(labels))
 
 
 def _batch_size(modality: Modality, requested: int) -> int:

@@ -1,5 +1,6 @@
 """The example script and the README's Python snippet run as written."""
 
+import ast
 import re
 import subprocess
 import sys
@@ -25,4 +26,9 @@ def test_readme_python_snippet_runs(tmp_path):
     result = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=REPO,
                             timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "coffee.jpg" in result.stdout.splitlines()[-1]
+    lines = result.stdout.splitlines()
+    assert lines[-2].endswith("coffee.jpg")  # the mixed query's best result: its image term's own file
+    label, scores = lines[-1].split(" ", 1)
+    probabilities = dict(ast.literal_eval(scores))
+    assert label in probabilities and set(probabilities) == {"dog", "cat", "rocket"}
+    assert abs(sum(probabilities.values()) - 1) < 0.01

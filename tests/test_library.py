@@ -65,9 +65,11 @@ def test_newer_schema_is_refused(tmp_path, tiny_space):
         bindsearch.open_library(tmp_path / "lib")
 
 
-def _add_random(lib, modality, n, seed):
+def _add_random(lib, modality, n, seed, crowd=0.0):
+    """``n`` random unit vectors; with ``crowd`` > 0 they lean towards one shared direction."""
     rng = np.random.default_rng(seed)
     vectors = l2_normalize(rng.normal(size=(n, lib.dim)))
+    vectors = l2_normalize((1 - crowd) * vectors + crowd * l2_normalize(np.ones(lib.dim)))
     with lib.writer() as w:
         for i, v in enumerate(vectors):
             w.put(f"/data/{modality.value}/{seed}-{i}", modality, 1, 1, f"h{seed}-{i}", v)
@@ -88,16 +90,26 @@ def test_faiss_search_matches_brute_force(library):
         assert [h.rank for h in hits] == list(range(1, 11))
 
 
-def test_search_merges_modalities_by_score(library):
+def test_search_merges_modalities_by_calibrated_score(library):
     image = _add_random(library, Modality.IMAGE, 20, seed=2)
-    text = _add_random(library, Modality.TEXT, 20, seed=3)
-    q = l2_normalize(image[0] + text[0])
-    hits = library.search(q, k=5)
-    everything = np.concatenate([image @ q, text @ q])
-    np.testing.assert_allclose([h.score for h in hits], np.sort(everything)[::-1][:5], rtol=1e-5)
-    assert {h.modality for h in hits} == {Modality.IMAGE, Modality.TEXT}
+    text = _add_random(library, Modality.TEXT, 20, seed=3, crowd=0.5)  # raw scores sit higher than the images'
+    q = l2_normalize(image[0] + text[0] + 0.1 * np.random.default_rng(9).normal(size=library.dim))
+    hits = library.search(q, k=40)
+    assert len(hits) == 40 and {h.modality for h in hits} == {Modality.IMAGE, Modality.TEXT}
+
+    def calibrated(vectors, score):
+        reference = vectors @ q  # every vector is in the reference sample of so small an index
+        return (score - reference.mean()) / reference.std()
+
+    stored = {Modality.IMAGE: library.stored_vectors(Modality.IMAGE)[1],
+              Modality.TEXT: library.stored_vectors(Modality.TEXT)[1]}
+    for h in hits:
+        assert h.calibrated == pytest.approx(float(calibrated(stored[h.modality], h.score)), rel=1e-4, abs=1e-5)
+    assert [h.calibrated for h in hits] == sorted((h.calibrated for h in hits), reverse=True)
+    assert [h.score for h in hits] != sorted((h.score for h in hits), reverse=True)  # not the raw order
     only_text = library.search(q, targets=["text"], k=5)
     assert {h.modality for h in only_text} == {Modality.TEXT}
+    assert [h.score for h in only_text] == sorted((h.score for h in only_text), reverse=True)
 
 
 def _reopen(lib):

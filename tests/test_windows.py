@@ -15,6 +15,7 @@ import soundfile
 from helpers import REPO, draw_image, write_video, write_wav
 
 import bindsearch
+from bindsearch.library.schema import SCHEMA_VERSION
 from bindsearch.modality import Modality
 from bindsearch.windows import (
     OFF,
@@ -221,11 +222,13 @@ def test_a_schema_1_library_is_migrated_and_its_long_audio_cut_on_the_next_run(t
     # Back to how schema 1 stored it: no windows table, no window_count column.
     with sqlite3.connect(lib_path / "library.sqlite") as db:
         db.execute("DROP TABLE windows")
+        db.execute("DROP TABLE tags")  # and nothing of schema 3
+        db.execute("ALTER TABLE items DROP COLUMN duration")
         db.execute("ALTER TABLE items DROP COLUMN window_count")
         db.execute("DELETE FROM meta WHERE key = 'windows'")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with bindsearch.open_library(lib_path) as lib:
-        assert lib.info().schema_version == 2
+        assert lib.info().schema_version == SCHEMA_VERSION
         assert len(lib.search(np.ones(lib.dim, np.float32), k=5)) == 2  # everything still found
         report = lib.index([media])
         assert (report.updated, report.unchanged, report.windows) == (1, 1, {"audio": 8})
@@ -308,8 +311,8 @@ def test_an_excerpt_finds_its_moment_in_an_hour_of_audio(tmp_path):
         assert all(h["start"] < starts[name] + 6 and h["end"] > starts[name] for h in listed), (name, listed)
         assert listed[0]["start"] <= cut and cut + 2 <= listed[0]["end"], (name, cut, listed)
 
-    # Piped, the results are tab-separated: rank, score, modality, time, path.
+    # Piped, the results are tab-separated: rank, score, calibrated score, modality, time, path.
     line = cli("query", "--audio", str(tmp_path / "hum.wav"), "-T", "audio", "-k", "1").stdout.strip()
     hum = best_of["hum"]
-    assert line.split("\t")[3] == f"{format_time(hum['start'])}-{format_time(hum['end'])}", line
+    assert line.split("\t")[4] == f"{format_time(hum['start'])}-{format_time(hum['end'])}", line
     assert line.endswith("hour.wav")

@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from ..errors import LibraryError, LibraryLockedError, SpaceMismatchError
+from ..errors import LibraryError, LibraryLockedError, SpaceMismatchError, UsageError
 from ..modality import Modality
 from ..paths import default_library_path
 from ..spaces import Space, load_space
@@ -30,12 +30,13 @@ from ..vectors import from_blobs
 from ..windows import WINDOWED, WindowSettings
 from .lock import WriterLock
 from .migrations import migrate
-from .schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, Base, Item, Meta, Vector, Window
+from .schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, Base, Item, Meta, Tag, Vector, Window
 from .vector_index import VectorIndex
 
 if TYPE_CHECKING:
     from ..indexer import IndexReport
-    from ..search import Hit, QueryTerm
+    from ..search import Filters, Hit, QueryTerm
+    from .tags import TaggedItem
 
 log = logging.getLogger("bindsearch")
 
@@ -84,6 +85,7 @@ class StoredItem(NamedTuple):
     content_hash: str | None
     status: str
     window_count: int | None
+    duration: float | None
 
 
 class StoredWindow(NamedTuple):
@@ -297,11 +299,113 @@ class Library:
         k: int = 10,
         *,
         windows: bool = False,
+        filters: Filters | None = None,
+        dedup: float | None = None,
     ) -> list[Hit]:
         """Search with query terms (or a ready vector); see ``bindsearch.search.search``."""
         from ..search import search
 
-        return search(self, terms, targets=targets, k=k, windows=windows)
+        return search(self, terms, targets=targets, k=k, windows=windows, filters=filters, dedup=dedup)
+
+    def classify(self, files: Sequence[str | os.PathLike[str]], labels: Sequence[str], **options: Any) -> list:
+        """Zero-shot labels of files in this library's space; see ``bindsearch.classify.classify``."""
+        from ..classify import classify
+
+        return classify(files, labels, space=self.space, **options)
+
+    # -- tags ---------------------------------------------------------------------
+
+    def tag(self, paths: Sequence[str | os.PathLike[str]], add: Sequence[str] = (),
+            remove: Sequence[str] = ()) -> list[TaggedItem]:
+        """Add and remove tags on the items of these files (a folder: every item under it); their tags after.
+
+        UsageError names a path the library holds nothing of.
+        """
+        from .tags import TaggedItem, change_tags, check_tags, items_at, tags_of
+
+        add, remove = check_tags(add), check_tags(remove)
+        with self._engine.begin() as conn:
+            found = items_at(conn, [os.fspath(p) for p in paths])
+            ids = [i for i, _, _ in found]
+            change_tags(conn, ids, add, remove)
+            tags = tags_of(conn, ids)
+        return [TaggedItem(path, modality, list(tags.get(i, ()))) for i, path, modality in found]
+
+    def tags_of(self, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        """The tags of the given items (those with none are left out)."""
+        from .tags import tags_of
+
+        with self._engine.connect() as conn:
+            return tags_of(conn, ids)
+
+    # -- what searches need ----------------------------------------------------------
+
+    def select(self, modality: Modality, filters: Filters) -> np.ndarray:
+        """Ids of the embedded items of ``modality`` that pass ``filters``."""
+        from .selection import selected_item_ids
+
+        with self._engine.connect() as conn:
+            return selected_item_ids(conn, modality, filters)
+
+    def windows_of_items(self, item_ids: np.ndarray) -> np.ndarray:
+        """Ids of the time windows of the given items."""
+        from .selection import window_ids_of
+
+        with self._engine.connect() as conn:
+            return window_ids_of(conn, item_ids)
+
+    def reference_sample(self, modality: Modality, size: int = 512) -> np.ndarray:
+        """Vectors of ``modality`` that calibration measures a query against: a sample of its items'
+        vectors, and of its time windows' where it has any (kept by each index until it changes)."""
+        parts = [self.vector_index(modality).sample(size)]
+        if modality in WINDOWED:
+            windows = self.vector_index(modality, windows=True)
+            if windows.size:
+                parts.append(windows.sample(size))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def candidate_vectors(self, keys: Sequence[tuple[int, int | None]]) -> np.ndarray:
+        """The vectors of search candidates, (item id, window id or None) each, from the FAISS indexes."""
+        if not keys:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        modality_of = {i: m for i, (_, m) in self.items([item for item, _ in keys]).items()}
+        rows = []
+        for item_id, window_id in keys:
+            modality = modality_of.get(item_id)
+            if modality is None:  # deleted meanwhile: a vector that resembles nothing kept
+                rows.append(np.zeros(self.dim, dtype=np.float32))
+            elif window_id is None:
+                rows.append(self.vector_index(modality).vectors(np.array([item_id]))[0])
+            else:
+                rows.append(self.vector_index(modality, windows=True).vectors(np.array([window_id]))[0])
+        return np.stack(rows)
+
+    def stored_item_vector(self, ref: int | str) -> tuple[list[int], np.ndarray]:
+        """The stored vector of the item ``ref`` names (an id, or an indexed file's path), and the ids of
+        every item of that file (a video's soundtrack too), which a search by it leaves out."""
+        from ..modality import modality_from_path
+
+        with self._engine.connect() as conn:
+            if isinstance(ref, int) or (ref.isdigit() and not os.path.exists(ref)):
+                row = conn.execute(select(Item.id, Item.path, Item.modality).where(
+                    Item.id == int(ref), Item.status == STATUS_OK)).first()
+                if row is None:
+                    raise UsageError(f"no embedded item with id {ref} in the library")
+                rows = [row]
+            else:
+                path = os.path.abspath(ref)
+                rows = conn.execute(select(Item.id, Item.path, Item.modality).where(
+                    Item.path == path, Item.status == STATUS_OK).order_by(Item.modality)).all()
+                if not rows:
+                    raise UsageError(f"not in the library: {ref} (index it first, or give an item id)")
+            chosen = rows[0]
+            own = modality_from_path(chosen[1])
+            for row in rows:
+                if own is not None and row[2] == own.value:
+                    chosen = row  # a video's own item rather than its soundtrack's
+            same_file = conn.execute(select(Item.id).where(Item.path == chosen[1])).scalars().all()
+            data = conn.execute(select(Vector.data).where(Vector.item_id == chosen[0])).scalar_one()
+        return list(same_file), from_blobs([data], self.dim)[0]
 
     def info(self, max_failed: int | None = None) -> LibraryInfo:
         """Counts per modality, failed files and size on disk."""
@@ -358,22 +462,22 @@ class Library:
                 params = (os.fsencode(root), os.fsencode(base + os.sep), os.fsencode(base + chr(ord(os.sep) + 1)))
                 rows = cursor.execute(_ITEMS_UNDER_SQL, params).fetchall()
                 out += [
-                    make((i, p.decode(encoding, errors), modalities[m], size, mtime, digest, status, windows))
-                    for i, p, m, size, mtime, digest, status, windows in rows
+                    make((i, p.decode(encoding, errors), modalities[m], size, mtime, digest, status, windows, seconds))
+                    for i, p, m, size, mtime, digest, status, windows, seconds in rows
                 ]
             cursor.close()
         finally:
             raw.close()
         return out
 
-    def vector_by_hash(self, content_hash: str, modality: Modality) -> tuple[int, np.ndarray] | None:
-        """An embedded item with this content hash and modality, and its vector (for moves and copies).
+    def vector_by_hash(self, content_hash: str, modality: Modality) -> tuple[int, np.ndarray, float | None] | None:
+        """An embedded item with this content hash and modality: its id, vector and duration (for copies).
 
         Only an item cut into windows under the current settings counts, for a
         modality that has windows, so that a copy gets its windows too.
         """
         query = (
-            select(Item.id, Vector.data)
+            select(Item.id, Vector.data, Item.duration)
             .join(Vector, Vector.item_id == Item.id)
             .where(Item.content_hash == content_hash, Item.modality == modality.value, Item.status == STATUS_OK)
         )
@@ -383,16 +487,19 @@ class Library:
             row = conn.execute(query.limit(1)).first()
         if row is None:
             return None
-        return row[0], from_blobs([row[1]], self.dim)[0]
+        return row[0], from_blobs([row[1]], self.dim)[0], row[2]
 
-    def windows_of(self, item_id: int) -> list[tuple[float, float, np.ndarray]]:
-        """(start, end, vector) of an item's time windows, in time order."""
+    def windows_of(self, item_id: int, with_ids: bool = False) -> list[tuple]:
+        """(start, end, vector) of an item's time windows, in time order; (id, start, end, vector) ``with_ids``."""
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(Window.start, Window.end, Window.data).where(Window.item_id == item_id).order_by(Window.start)
+                select(Window.id, Window.start, Window.end, Window.data)
+                .where(Window.item_id == item_id).order_by(Window.start)
             ).all()
-        vectors = from_blobs([r[2] for r in rows], self.dim)
-        return [(r[0], r[1], v) for r, v in zip(rows, vectors)]
+        vectors = from_blobs([r[3] for r in rows], self.dim)
+        if with_ids:
+            return [(r[0], r[1], r[2], v) for r, v in zip(rows, vectors)]
+        return [(r[1], r[2], v) for r, v in zip(rows, vectors)]
 
     def windows(self, ids: Sequence[int]) -> dict[int, StoredWindow]:
         """The windows with the given ids."""
@@ -622,22 +729,30 @@ class LibraryWriter:
 
     def put(self, path: str, modality: Modality, size: int, mtime_ns: int,
             content_hash: str | None, vector: np.ndarray,
-            windows: Sequence[tuple[float, float, np.ndarray]] | None = None) -> None:
+            windows: Sequence[tuple[float, float, np.ndarray]] | None = None, *,
+            duration: float | None = None, tags: Sequence[str] = ()) -> None:
         """Insert or replace the item (path, modality) as embedded with ``vector``.
 
         ``windows`` are its time windows, (start, end, vector) each: [] for a
         file cut into none (too short), None for one not cut at all.
+        ``duration`` is an audio or video file's length in seconds; ``tags``
+        are added to those the item has (a re-embedded item keeps its tags).
         """
-        self._ops.append(("put", (path, modality, size, mtime_ns, content_hash, vector, None, windows)))
+        self._ops.append(("put", (path, modality, size, mtime_ns, content_hash, vector, None, windows, duration,
+                                  tuple(tags))))
 
     def put_failed(self, path: str, modality: Modality, size: int, mtime_ns: int, reason: str,
                    status: str = STATUS_FAILED) -> None:
         """Insert or replace the item (path, modality) as failed (or skipped) with ``reason``; drops any vector."""
-        self._ops.append(("put", (path, modality, size, mtime_ns, None, None, (status, reason), None)))
+        self._ops.append(("put", (path, modality, size, mtime_ns, None, None, (status, reason), None, None, ())))
 
     def touch(self, item_id: int, size: int, mtime_ns: int) -> None:
         """Record a new size/mtime for an item whose content did not change."""
         self._ops.append(("touch", (item_id, size, mtime_ns)))
+
+    def set_duration(self, item_id: int, duration: float | None) -> None:
+        """Record the length of an audio or video item whose content did not change."""
+        self._ops.append(("duration", (item_id, duration)))
 
     def move(self, item_id: int, new_path: str, size: int, mtime_ns: int) -> None:
         """Give an item a new path (a moved or renamed file): its id and vector stay."""
@@ -667,6 +782,9 @@ class LibraryWriter:
                 elif kind == "touch":
                     item_id, size, mtime_ns = args
                     conn.execute(update(Item).where(Item.id == item_id).values(size=size, mtime_ns=mtime_ns))
+                elif kind == "duration":
+                    item_id, duration = args
+                    conn.execute(update(Item).where(Item.id == item_id).values(duration=duration))
                 elif kind == "move":
                     item_id, new_path, size, mtime_ns = args
                     conn.execute(
@@ -677,6 +795,7 @@ class LibraryWriter:
                     status = conn.execute(select(Item.status).where(Item.id == item_id)).scalar()
                     _delete_windows(conn, item_id, modality, changes)
                     conn.execute(delete(Vector).where(Vector.item_id == item_id))
+                    conn.execute(delete(Tag).where(Tag.item_id == item_id))
                     conn.execute(delete(Item).where(Item.id == item_id))
                     if status == STATUS_OK:
                         changes.remove((modality, False), [item_id])
@@ -702,7 +821,7 @@ class LibraryWriter:
 
     def _write_put(self, conn: Any, args: tuple[Any, ...], now: float, changes: _FaissChanges) -> None:
         lib = self.library
-        path, modality, size, mtime_ns, content_hash, vector, reason, windows = args
+        path, modality, size, mtime_ns, content_hash, vector, reason, windows, duration, tags = args
         old = conn.execute(
             select(Item.id, Item.status).where(Item.path == path, Item.modality == modality.value)
         ).first()
@@ -711,6 +830,7 @@ class LibraryWriter:
             "size": size, "mtime_ns": mtime_ns, "content_hash": content_hash,
             "status": status, "error": error, "indexed_at": now,
             "window_count": None if windows is None else len(windows),
+            "duration": duration,
         }
         if old is None:
             item_id = conn.execute(
@@ -723,6 +843,9 @@ class LibraryWriter:
             _delete_windows(conn, item_id, modality, changes)
             if old[1] == STATUS_OK:
                 changes.remove((modality, False), [item_id])
+        if tags:
+            rows = [{"item_id": item_id, "tag": t} for t in tags]
+            conn.execute(Tag.__table__.insert().prefix_with("OR IGNORE"), rows)
         if vector is not None:
             conn.execute(Vector.__table__.insert().values(item_id=item_id, data=_blob(vector, lib.dim)))
             changes.add((modality, False), item_id, vector)
@@ -801,7 +924,8 @@ def _bump_generation(conn: Any, modality: Modality, windows: bool = False) -> No
 
 
 _ITEMS_UNDER_SQL = (
-    f"SELECT id, path, modality, size, mtime_ns, content_hash, status, window_count FROM {Item.__tablename__} "
+    "SELECT id, path, modality, size, mtime_ns, content_hash, status, window_count, duration "
+    f"FROM {Item.__tablename__} "
     "WHERE path = ? OR (path >= ? AND path < ?)"
 )
 

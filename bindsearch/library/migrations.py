@@ -22,8 +22,20 @@ def _add_windows(conn: Connection) -> None:
     Window.__table__.create(conn)
 
 
+def _add_tags_and_durations(conn: Connection) -> None:
+    """2 -> 3: tags on items, and the duration of audio and video items.
+
+    Durations of existing items are NULL; the next run over their folders reads
+    them from the files' headers (no decoding, no embedding).
+    """
+    from .schema import Tag
+
+    conn.execute(text("ALTER TABLE items ADD COLUMN duration REAL"))
+    Tag.__table__.create(conn)
+
+
 # MIGRATIONS[n] upgrades a library from schema n to n + 1, inside one transaction.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_windows}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_windows, 2: _add_tags_and_durations}
 
 
 def migrate(conn: Connection, found: int, where: str) -> int:

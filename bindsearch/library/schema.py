@@ -1,4 +1,4 @@
-"""The SQLite schema of a library: items, their vectors, and key/value metadata."""
+"""The SQLite schema of a library: items, their vectors and tags, time windows, and key/value metadata."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump when the tables change, and add a step to MIGRATIONS in migrations.py.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -81,6 +81,8 @@ class Item(Base):
     # Time windows of a long audio or video item: how many it has (0: too short for any).
     # NULL: not cut into windows under the library's current window settings (yet).
     window_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Length in seconds of an audio or video item (NULL for the other modalities, and until known).
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Vector(Base):
@@ -106,3 +108,13 @@ class Window(Base):
     start: Mapped[float] = mapped_column(Float)  # seconds from the start of the file
     end: Mapped[float] = mapped_column(Float)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Tag(Base):
+    """A free-form label on an item (``bindsearch tag``, ``index --auto-tag``); search filters on them."""
+
+    __tablename__ = "tags"
+    __table_args__ = (Index("ix_tags_tag", "tag"),)
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(Text, primary_key=True)

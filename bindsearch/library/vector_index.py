@@ -19,6 +19,7 @@ class VectorIndex:
 
         self.dim = dim
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._sample: np.ndarray | None = None  # a reference sample of the vectors, until they change
 
     @property
     def size(self) -> int:
@@ -37,21 +38,52 @@ class VectorIndex:
             raise ValueError(f"expected vectors of shape {(ids.size, self.dim)}, got {vectors.shape}")
         if ids.size:
             self.index.add_with_ids(vectors, ids)
+            self._sample = None
 
     def remove(self, ids: np.ndarray) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
         if ids.size and self.size:
             self.index.remove_ids(ids)
+            self._sample = None
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (scores, ids) per query row, best first; missing slots have id -1."""
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) per query row, best first; missing slots have id -1.
+
+        With ``allowed`` (ids), only those vectors are ranked: the k best of them.
+        """
+        import faiss
+
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise ValueError(f"queries must have shape (n, {self.dim}), got {queries.shape}")
-        if k <= 0 or self.size == 0:
+        limit = self.size if allowed is None else min(self.size, int(np.asarray(allowed).size))
+        if k <= 0 or limit == 0:
             return (np.zeros((queries.shape[0], 0), np.float32), np.zeros((queries.shape[0], 0), np.int64))
-        scores, ids = self.index.search(queries, min(k, self.size))
-        return scores, ids
+        if allowed is None:
+            return self.index.search(queries, min(k, limit))
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        return self.index.search(queries, min(k, limit), params=faiss.SearchParameters(sel=selector))
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of the given ids, (n, dim); KeyError-free only for ids in the index."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        if ids.size == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self.index.reconstruct(int(i)) for i in ids]).astype(np.float32, copy=False)
+
+    def sample(self, size: int = 512) -> np.ndarray:
+        """Up to ``size`` of the stored vectors, spread evenly over the index: (n, dim), kept until it changes.
+
+        Deterministic, so that a library's calibrated scores do not move between identical queries.
+        """
+        from ..search.calibration import evenly_spaced
+
+        if self._sample is None or self._sample.shape[0] != min(size, self.size):
+            positions = evenly_spaced(self.size, size)
+            flat = self.index.index  # the IndexFlatIP inside the id map, in insertion order
+            self._sample = (np.stack([flat.reconstruct(int(p)) for p in positions]) if positions.size
+                            else np.zeros((0, self.dim), np.float32)).astype(np.float32, copy=False)
+        return self._sample
 
     def save(self, path: str) -> None:
         """Write atomically: a temporary file in the same folder, flushed, then renamed over ``path``."""

@@ -14,6 +14,9 @@ import numpy as np
 from ..errors import UsageError
 from ..modality import Modality
 
+# CLIP's learned temperature saturates at 100; spaces that know their own say so.
+DEFAULT_LOGIT_SCALE = 100.0
+
 
 class Encoder(ABC):
     """Turns inputs of one modality into unit vectors of the space.
@@ -121,6 +124,11 @@ class Space(ABC):
     def embed(self, modality: Modality | str, value: Any) -> np.ndarray:
         """Embed one value (a path, or a string for text): returns a (dim,) unit vector."""
         return self.encoder(modality).embed([value])[0]
+
+    def logit_scale(self, modality: Modality | str) -> float:
+        """The factor the model multiplies cosine similarities between ``modality`` and text by before a
+        softmax (CLIP's temperature): what turns similarities into zero-shot label probabilities."""
+        return DEFAULT_LOGIT_SCALE
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} dim={self.dim} fingerprint={self.fingerprint}>"

@@ -244,6 +244,15 @@ class ImageBindSpace(Space):
                     raise SpaceError(f"cannot load the {tower} tower from {path}: {first_line(exc)}") from None
             return self._model
 
+    def logit_scale(self, modality: Modality | str) -> float:
+        """The text tower's scale times ``modality``'s (vision has none): what the official outputs,
+        each scaled by its postprocessor, give as the logit of a (modality, text) pair."""
+        modality = Modality.parse(modality)
+        text = _postprocessor_scale(self.model_for(Modality.TEXT), "text")
+        if modality is Modality.TEXT:
+            return text
+        return text * _postprocessor_scale(self.model_for(modality), _TOWER[modality])
+
     def _build_random(self, tower: str) -> None:
         import torch
 
@@ -408,6 +417,12 @@ def _load_sensor(kind: str, source: Any, settings: Any) -> Any:
     else:
         from ..loaders.imu import load_imu as load
     return torch.as_tensor(load(os.fspath(source), settings))
+
+
+def _postprocessor_scale(model: Any, tower: str) -> float:
+    """exp(log_logit_scale) of a tower's postprocessor (Normalize, then the scale), 1 where it has none."""
+    post = model.tower(tower).postprocessor
+    return float(post[1].log_logit_scale.exp()) if len(post) > 1 else 1.0
 
 
 def _parse_settings(given: dict[str, Any]) -> dict[str, Any]:

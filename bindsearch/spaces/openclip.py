@@ -161,6 +161,13 @@ class OpenClipSpace(Space):
             checkpoint = f"tag:{self.arch}/{self.pretrained}"
         return {"model": self.kind, "arch": self.model_config, "checkpoint": checkpoint, "dim": self.dim}
 
+    def logit_scale(self, modality: Modality | str) -> float:
+        """The model's learned temperature (``exp(logit_scale)``), shared by its image and text towers."""
+        import torch
+
+        with torch.no_grad():
+            return float(self.model().logit_scale.exp())
+
     @property
     def _pretrained_is_file(self) -> bool:
         return self.pretrained is not None and (isinstance(self.arch, dict) or _looks_like_path(self.pretrained))

@@ -1,0 +1,24 @@
+"""Search: query terms and their grammar, filters, calibrated scores across modalities, de-duplication."""
+
+from .calibration import ScoreScale, score_scale
+from .engine import Hit, embed_terms, query_vector, resolve_targets, search
+from .filters import Filters, parse_date, parse_size
+from .terms import Like, QueryTerm, parse_expression, parse_term, split_weight
+
+__all__ = [
+    "Filters",
+    "Hit",
+    "Like",
+    "QueryTerm",
+    "ScoreScale",
+    "embed_terms",
+    "parse_date",
+    "parse_expression",
+    "parse_size",
+    "parse_term",
+    "query_vector",
+    "resolve_targets",
+    "score_scale",
+    "search",
+    "split_weight",
+]

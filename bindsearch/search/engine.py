@@ -1,0 +1,285 @@
+"""Searching a library: query terms into one vector, then every target modality ranked in one list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import UsageError
+from ..modality import Modality
+from ..vectors import combine, l2_normalize
+from ..windows import WINDOWED
+from .calibration import MIN_OWN_REFERENCE, ScoreScale, rank_key, score_scale
+from .dedup import keep_distinct
+from .filters import Filters
+from .terms import Like, QueryTerm
+
+if TYPE_CHECKING:
+    from ..library import Library
+    from ..library.vector_index import VectorIndex
+    from ..spaces import Space
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result, best first by ``rank`` (1-based).
+
+    ``score`` is the raw cosine similarity with the query; ``calibrated`` is
+    that score standardised for its modality (see ``search.calibration``),
+    which is what ranks a list that mixes modalities. ``id`` is the item's.
+    A hit on a time window of a long audio or video file carries the window's
+    ``start`` and ``end`` in seconds (None for a whole file). ``tags`` are the
+    item's tags.
+    """
+
+    rank: int
+    score: float
+    calibrated: float
+    modality: Modality
+    path: str
+    id: int
+    start: float | None = None
+    end: float | None = None
+    tags: tuple[str, ...] = ()
+
+
+def embed_terms(space: Space, terms: Sequence[QueryTerm]) -> np.ndarray:
+    """The query vector: the normalised weighted sum of the individually normalised term vectors."""
+    return combine(_term_vectors(space, terms, None)[0], [t.weight for t in terms])
+
+
+def query_vector(library: Library, query: Sequence[QueryTerm] | np.ndarray) -> tuple[np.ndarray, frozenset[int]]:
+    """The query as one unit vector, and the items it names with ``like`` (to leave out of the results)."""
+    if isinstance(query, np.ndarray):
+        if query.shape != (library.dim,):
+            raise UsageError(f"a query vector must have shape ({library.dim},), got {query.shape}")
+        return l2_normalize(query), frozenset()
+    terms = list(query)
+    vectors, excluded = _term_vectors(library.space, terms, library)
+    try:
+        return combine(vectors, [t.weight for t in terms]), excluded
+    except ValueError as exc:
+        raise UsageError(f"cannot make a query of these terms: {exc}") from None
+
+
+def _term_vectors(space: Space, terms: Sequence[QueryTerm],
+                  library: Library | None) -> tuple[list[np.ndarray], frozenset[int]]:
+    if not terms:
+        raise UsageError("a query needs at least one term (text, image, ...)")
+    vectors: list[np.ndarray] = []
+    excluded: set[int] = set()
+    for term in terms:
+        if isinstance(term.value, Like):
+            if library is None:
+                raise UsageError("a 'like' term names an indexed item: search a library with it")
+            item_ids, vector = library.stored_item_vector(term.value.item)
+            excluded.update(item_ids)
+            vectors.append(vector)
+        elif isinstance(term.value, np.ndarray):
+            if term.value.shape != (space.dim,):
+                raise UsageError(f"a vector term must have shape ({space.dim},), got {term.value.shape}")
+            vectors.append(term.value)
+        else:
+            if term.modality is None:
+                raise UsageError(f"query term {term.value!r} has no modality")
+            vectors.append(space.embed(term.modality, term.value))
+    return vectors, frozenset(excluded)
+
+
+def resolve_targets(library: Library, targets: Iterable[Modality | str] | Modality | str | None) -> list[Modality]:
+    """The modalities to search: the given ones, or with None / "all" every modality the library holds."""
+    if isinstance(targets, (str, Modality)):
+        targets = [targets]
+    names = [t.value if isinstance(t, Modality) else str(t) for t in (targets or [])]
+    if not names or "all" in (n.lower() for n in names):
+        return sorted(library.counts(), key=lambda m: list(Modality).index(m))
+    seen: list[Modality] = []
+    for name in names:
+        modality = Modality.parse(name)
+        if modality not in seen:
+            seen.append(modality)
+    return seen
+
+
+def search(
+    library: Library,
+    query: Sequence[QueryTerm] | np.ndarray,
+    targets: Iterable[Modality | str] | Modality | str | None = None,
+    k: int = 10,
+    *,
+    windows: bool = False,
+    filters: Filters | None = None,
+    dedup: float | None = None,
+) -> list[Hit]:
+    """The ``k`` results closest to the query among the target modalities, best first.
+
+    ``query`` is a list of QueryTerms (embedded, each normalised, weighted and
+    summed, then normalised again) or a ready vector. Each target modality is
+    searched for its best candidates; their scores are calibrated per modality
+    and the lists merged by calibrated score (a stored copy of the query's
+    own content, raw score 1, comes first whatever its modality).
+
+    Long audio and video files also have time windows: by default a file is
+    one result, scored by the best of its whole-file vector and its windows
+    (with that window's times when a window wins); with ``windows=True`` each
+    window is a result of its own. ``filters`` restrict the items searched
+    (k results whenever k items pass); ``dedup`` (a cosine threshold) keeps
+    only the best of each group of results that look alike.
+    """
+    if k <= 0:
+        raise UsageError(f"k must be a positive number of results (got {k})")
+    if dedup is not None and not -1.0 <= dedup <= 1.0:
+        raise UsageError(f"the dedup threshold is a cosine similarity between -1 and 1 (got {dedup})")
+    vector, excluded = query_vector(library, query)
+    filters = (filters or Filters()).excluding(excluded)
+    pooled = _Pooled(library)
+    searched = [_Target(library, m, vector, filters, windows, pooled) for m in resolve_targets(library, targets)]
+    wanted = k if dedup is None else 2 * k
+    while True:
+        candidates: list[_Candidate] = []
+        more = False
+        for target in searched:
+            found, full = target.candidates(wanted)
+            candidates += found
+            more = more or full
+        candidates.sort(key=lambda c: (*rank_key(c.score, c.calibrated), c.item_id, c.start or 0.0))
+        if dedup is not None:
+            candidates = _distinct(library, candidates, dedup, k)
+        if len(candidates) >= k or not more:
+            break
+        wanted *= 4
+    top = candidates[:k]
+    rows = library.items([c.item_id for c in top])
+    tags = library.tags_of([c.item_id for c in top])
+    hits = []
+    for c in top:
+        if c.item_id in rows:  # an item deleted since the index was read is dropped
+            path, modality = rows[c.item_id]
+            hits.append(Hit(len(hits) + 1, c.score, c.calibrated, modality, path, c.item_id, c.start, c.end,
+                            tags.get(c.item_id, ())))
+    return hits
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    score: float
+    item_id: int
+    start: float | None = None
+    end: float | None = None
+    window_id: int | None = None
+    calibrated: float = 0.0
+
+
+class _Target:
+    """One target modality of a search: its indexes, the items the filters let through, its score scale."""
+
+    def __init__(self, library: Library, modality: Modality, vector: np.ndarray, filters: Filters,
+                 windows: bool, pooled: _Pooled) -> None:
+        self.library = library
+        self.modality = modality
+        self.vector = vector
+        self.windows = windows
+        self.items = library.vector_index(modality)
+        window_index = library.vector_index(modality, windows=True) if modality in WINDOWED else None
+        self.window_index = window_index if window_index is not None and window_index.size else None
+        # None: every item; else the ids that pass the filters (and their windows).
+        self.allowed = library.select(modality, filters) if filters.active else None
+        self.allowed_windows = (
+            library.windows_of_items(self.allowed) if self.allowed is not None and self.window_index else None
+        )
+        reference = library.reference_sample(modality)
+        if len(reference) < MIN_OWN_REFERENCE:
+            reference = pooled.sample()
+        self.scale: ScoreScale = score_scale(vector, reference)
+
+    def candidates(self, n: int) -> tuple[list[_Candidate], bool]:
+        """Up to ``n`` candidates, best first, calibrated; and whether there may be more beyond them."""
+        found, full = self._raw(n)
+        return [_Candidate(c.score, c.item_id, c.start, c.end, c.window_id, self.scale.calibrate(c.score))
+                for c in found], full
+
+    def _raw(self, n: int) -> tuple[list[_Candidate], bool]:
+        files, files_full = _top(self.items, self.vector, n, self.allowed)
+        whole = [_Candidate(s, i) for s, i in files]
+        if self.window_index is None:
+            return whole, files_full
+        library = self.library
+        if self.windows:
+            # Each window on its own; whole files only for files without windows.
+            found, full = self._windows(n)
+            windowed = library.items_with_windows([c.item_id for c in whole])
+            return [c for c in whole if c.item_id not in windowed] + found, full or files_full
+        # One result per file: search windows until n distinct files have one (or none are left).
+        wanted = n
+        while True:
+            found, full = self._windows(wanted)
+            best: dict[int, _Candidate] = {}
+            for c in found:  # best first: the first window of a file is its best
+                best.setdefault(c.item_id, c)
+            if len(best) >= n or not full:
+                break
+            wanted *= 4
+        for c in whole:
+            if c.item_id not in best:
+                # Its windows did not make the cut, so none beats the last window retrieved;
+                # the file still gets its best window's score if that beats its own vector.
+                best[c.item_id] = max(c, _best_window(library, c.item_id, self.vector), key=lambda x: x.score)
+            elif c.score > best[c.item_id].score:
+                best[c.item_id] = c  # the whole-file vector beats every window
+        ranked = sorted(best.values(), key=lambda c: (-c.score, c.item_id, c.start or 0.0))
+        return ranked[:n], full or files_full or len(ranked) > n
+
+    def _windows(self, n: int) -> tuple[list[_Candidate], bool]:
+        assert self.window_index is not None
+        pairs, full = _top(self.window_index, self.vector, n, self.allowed_windows)
+        stored = self.library.windows([i for _, i in pairs])
+        return [
+            _Candidate(score, w.item_id, w.start, w.end, window_id)
+            for score, window_id in pairs
+            if (w := stored.get(window_id)) is not None
+        ], full
+
+
+class _Pooled:
+    """The reference samples of every modality of the library together, built when first needed."""
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self._sample: np.ndarray | None = None
+
+    def sample(self) -> np.ndarray:
+        if self._sample is None:
+            parts = [self.library.reference_sample(m) for m in self.library.counts()]
+            self._sample = np.concatenate(parts) if parts else np.zeros((0, self.library.dim), np.float32)
+        return self._sample
+
+
+def _top(index: VectorIndex, vector: np.ndarray, n: int,
+         allowed: np.ndarray | None) -> tuple[list[tuple[float, int]], bool]:
+    """The ``n`` best (score, id) of an index (among ``allowed`` ids only, if given), and whether it had more."""
+    if allowed is not None and allowed.size == 0:
+        return [], False
+    scores, ids = index.search(vector[None, :], n, allowed=allowed)
+    pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+    available = index.size if allowed is None else min(index.size, int(allowed.size))
+    return pairs, len(pairs) == n and available > n
+
+
+def _best_window(library: Library, item_id: int, vector: np.ndarray) -> _Candidate:
+    """The best-scoring window of one item (a score of -inf when it has none)."""
+    best = _Candidate(float("-inf"), item_id)
+    for window_id, start, end, window_vector in library.windows_of(item_id, with_ids=True):
+        score = float(window_vector @ vector)
+        if score > best.score:
+            best = _Candidate(score, item_id, start, end, window_id)
+    return best
+
+
+def _distinct(library: Library, candidates: list[_Candidate], threshold: float, k: int) -> list[_Candidate]:
+    """The candidates (best first) less those that look like a better one: cosine >= threshold."""
+    vectors = library.candidate_vectors([(c.item_id, c.window_id) for c in candidates])
+    kept = keep_distinct(vectors, threshold) if len(candidates) else []
+    return [candidates[i] for i in kept]

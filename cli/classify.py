@@ -1,0 +1,91 @@
+"""``bindsearch classify FILE... --labels "dog,car,bird"``"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import bindsearch
+from bindsearch.classify import parse_labels
+from bindsearch.errors import LibraryError, UsageError
+from bindsearch.loaders.common import read_head
+from bindsearch.modality import Modality
+from bindsearch.paths import display_path
+
+from .console import EXIT_FAILED_FILES, err, handles_errors
+from .options import JsonOption, LibraryOption, SpaceOption
+from .render import print_classifications, print_json
+
+
+@handles_errors
+def classify(
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Files to label, of any modality.")],
+    labels: Annotated[
+        str | None, typer.Option("--labels", "-l", metavar="LABELS", help='Labels separated by commas: "dog,car,bird".')
+    ] = None,
+    labels_file: Annotated[
+        Path | None, typer.Option("--labels-file", metavar="FILE", help="A file of labels, one per line.")
+    ] = None,
+    template: Annotated[
+        list[str] | None,
+        typer.Option("--template", metavar="MODALITY=TEMPLATE", show_default=False,
+                     help='Prompt of a modality, {} standing for the label: audio="a recording of a {}" '
+                          "(repeatable; default: 'a photo of a {}.', 'the sound of a {}.', ...)."),
+    ] = None,
+    modality: Annotated[
+        str | None,
+        typer.Option("--modality", "-m", metavar="MODALITY", help="Treat every file as this modality."),
+    ] = None,
+    top: Annotated[int | None, typer.Option("--top", "-k", metavar="N", min=1,
+                                            help="Show the N most probable labels per file (default: all).")] = None,
+    space: SpaceOption = None,
+    library: LibraryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Zero-shot labels: the probability of each label for each file, in the library's space (or --space).
+
+    Example: bindsearch classify recordings/*.wav --labels "dog,car,bird,rain"
+
+    Probabilities are a softmax over the cosine similarities between the file
+    and each label's prompt, times the space's logit scale.
+    """
+    if (labels is None) == (labels_file is None):
+        raise UsageError("give the labels with one of --labels and --labels-file")
+    if labels_file is not None:
+        read_head(str(labels_file))
+        labels = labels_file.read_text(encoding="utf-8", errors="replace")
+    assert labels is not None
+    chosen = bindsearch.load_space(space) if space is not None else _library_space(library)
+    results = bindsearch.classify(files, parse_labels(labels), space=chosen, modality=modality,
+                                  templates=parse_templates(template or []))
+    if as_json:
+        print_json(results)
+    else:
+        print_classifications(results, top)
+    failed = [r for r in results if r.error is not None]
+    for r in failed:
+        err.print(f"  [red]failed[/] {display_path(r.path)}: {r.error}", markup=True, highlight=False)
+    if failed:
+        raise typer.Exit(EXIT_FAILED_FILES)
+
+
+def parse_templates(values: list[str]) -> dict[Modality, str]:
+    """``["audio=the sound of {}"]`` -> {AUDIO: "the sound of {}"}."""
+    out = {}
+    for value in values:
+        name, equals, template = value.partition("=")
+        if not equals:
+            raise UsageError(f"--template takes MODALITY=TEMPLATE, got {value!r}")
+        out[Modality.parse(name)] = template
+    return out
+
+
+def _library_space(library: Path | None) -> bindsearch.Space:
+    """The library's space when there is a library, else the default space."""
+    try:
+        with bindsearch.open_library(library) as lib:
+            return lib.space
+    except LibraryError:
+        return bindsearch.load_space(None)
