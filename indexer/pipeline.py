@@ -1,10 +1,21 @@
-"""Reading files into model input in worker processes while the main process embeds.
+"""Reading files into model input in worker processes, and on a CPU embedding them there too.
 
 Decoding and transforming media is CPU work that Python threads cannot share,
 so it runs in worker processes (spawned: forking a process whose torch already
 runs threads can deadlock). Each worker rebuilds the space from its spec (cheap:
-no weights) and turns tasks into ``Prepared`` results. At most ``window`` tasks
-are in flight, so a folder of any size never sits in memory as tensors.
+no weights) and turns tasks into ``Prepared`` results. Two ways to share the work:
+
+- On a GPU the model lives in the main process, which embeds while the workers
+  read the next files (``embed=False``).
+- On a CPU the cores are the model's too, and several model processes with a
+  few threads each embed more than one process with all the threads (a parallel
+  operation is as slow as its slowest thread, and one pre-empted by a decoder
+  holds up the rest). So each worker reads a batch of files and embeds it itself
+  with its own copy of the model (``embed=True``); only vectors come back. A
+  checkpoint is memory-mapped, so the copies share its pages.
+
+Only a bounded number of tasks or batches is in flight, so a folder of any size
+never sits in memory as tensors.
 """
 
 from __future__ import annotations
@@ -16,13 +27,13 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bindsearch.errors import MediaError, NothingToEmbed, first_line
+from bindsearch.errors import MediaError, NothingToEmbed, SpaceError, first_line
 from bindsearch.modality import Modality
 from bindsearch.spaces import Space
 from bindsearch.spaces.registry import space_from_spec
@@ -65,6 +76,9 @@ class Prepared:
     # the next run compares against the content that was actually embedded.
     size: int = 0
     mtime_ns: int = 0
+    # What the model made of ``prepared`` when a worker embedded it (``prepared`` is then None):
+    # the file's vector (dim,), or for a piece of a long file its clips' vectors (clips, dim).
+    embedded: Any = None
 
 
 def prepare_task(task: Task, space: Space, known: set[tuple[str, Modality]], retries: int = 1,
@@ -145,6 +159,53 @@ def _read(task: Task, space: Space, known: set[tuple[str, Modality]], durations:
     return Prepared(task.index, digest, prepared=prepared, duration=duration)
 
 
+def embed_results(space: Space, tasks: Sequence[Task], results: Sequence[Prepared]) -> None:
+    """Embed the model input of a batch's results in place: whole files (of one modality) as one batch,
+    pieces of long files clip by clip. An input the model fails on fails alone, with its reason."""
+    whole = [r for t, r in zip(tasks, results) if r.prepared is not None and t.clips is None]
+    if whole:
+        encoder = space.encoder(tasks[0].modality)
+        for result, vector in zip(whole, embed_or_each(encoder.embed_batch, [r.prepared for r in whole])):
+            _take(result, vector)
+    for task, result in zip(tasks, results):
+        if result.prepared is not None and task.clips is not None:
+            try:
+                _take(result, space.encoder(task.modality).embed_clips(result.prepared))
+            except SpaceError:
+                raise
+            except Exception as exc:
+                _take(result, exc)
+
+
+def embed_or_each(embed: Callable[[list[Any]], Any], inputs: list[Any]) -> list[Any]:
+    """``embed(inputs)`` as a list; when the batch fails, each input alone (its exception in its place).
+
+    One bad input can sink a batch; a SpaceError (the model cannot be had) sinks the run.
+    """
+    try:
+        return list(embed(inputs))
+    except SpaceError:
+        raise
+    except Exception:
+        out: list[Any] = []
+        for item in inputs:
+            try:
+                out.append(embed([item])[0])
+            except SpaceError:
+                raise
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+
+def _take(result: Prepared, output: Any) -> None:
+    result.prepared = None
+    if isinstance(output, Exception):
+        result.reason = describe(output)
+    else:
+        result.embedded = output
+
+
 def describe(exc: BaseException) -> str:
     """An unexpected exception as one line for the user (the exception's type only with BINDSEARCH_DEBUG)."""
     text = first_line(exc) if str(exc).strip() else "no details"
@@ -154,8 +215,42 @@ def describe(exc: BaseException) -> str:
 
 
 def default_workers() -> int:
-    """One worker per core but one (the model uses it), at least one, at most eight."""
+    """Workers that only read, for a model in the main process: one per core but one, at least one, at most eight."""
     return min(8, max(1, (os.cpu_count() or 2) - 1))
+
+
+def default_embedding_workers(cores: int | None = None) -> tuple[int, int]:
+    """(workers, threads each) for workers that embed on a CPU: every core busy, at most eight processes.
+
+    One thread each up to four cores (measured on two: two one-thread processes embed about 20 %
+    more than one two-thread process), then two or more, which bounds the copies of activations.
+    """
+    cores = cores or os.cpu_count() or 1
+    threads = 1 if cores <= 4 else max(2, -(-cores // 8))
+    return max(1, min(8, cores // threads)), threads
+
+
+class Batcher:
+    """Tasks of one modality grouped into batches for workers that embed; a piece of a long file goes alone."""
+
+    def __init__(self, queue: TaskQueue, batch_size: Callable[[Modality], int]) -> None:
+        self.queue = queue
+        self.batch_size = batch_size
+        self._waiting: dict[Modality, list[Task]] = {}
+
+    def next(self) -> list[Task] | None:
+        """The next batch: a full one when the tasks allow, else (nothing left to read) the largest partial one."""
+        while (task := self.queue.pop()) is not None:
+            if task.clips is not None:
+                return [task]
+            waiting = self._waiting.setdefault(task.modality, [])
+            waiting.append(task)
+            if len(waiting) >= self.batch_size(task.modality):
+                return self._waiting.pop(task.modality)
+        if not any(self._waiting.values()):
+            return None
+        fullest = max(self._waiting, key=lambda m: len(self._waiting[m]))
+        return self._waiting.pop(fullest)
 
 
 class TaskQueue:
@@ -174,15 +269,20 @@ class TaskQueue:
 
 class Preparer:
     """Runs ``prepare_task`` over a TaskQueue: inline when ``workers`` is 0, else in worker processes
-    (and in this process whenever it would otherwise wait for them)."""
+    (and in this process whenever it would otherwise wait for them). With ``embed``, each worker
+    also embeds batches of ``batch_size`` files with ``threads`` threads, and results carry vectors."""
 
     def __init__(self, space: Space, known: set[tuple[str, Modality]], workers: int, window: int,
-                 durations: frozenset[Modality] = frozenset()) -> None:
+                 durations: frozenset[Modality] = frozenset(), *, embed: bool = False, threads: int = 1,
+                 batch_size: Callable[[Modality], int] = lambda _: 32) -> None:
         self.space = space
         self.known = known
         self.workers = workers
         self.window = max(window, workers, 1)
         self.durations = durations
+        self.embeds = embed and workers > 0
+        self.threads = threads
+        self.batch_size = batch_size
 
     def run(self, queue: TaskQueue) -> Iterator[Prepared]:
         """Results in the order they complete. Tasks pushed while results are handled are read too."""
@@ -190,11 +290,10 @@ class Preparer:
             while (task := queue.pop()) is not None:
                 yield prepare_task(task, self.space, self.known, durations=self.durations)
             return
-        context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_init_worker,
-            initargs=(self.space.spec, self.known, self.durations, os.getpid()),
-        )
+        if self.embeds:
+            yield from self._run_embedding(queue)
+            return
+        pool = self._pool(embeds=False)
         running: set[Future[Prepared]] = set()
 
         def top_up() -> None:
@@ -221,6 +320,33 @@ class Preparer:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _run_embedding(self, queue: TaskQueue) -> Iterator[Prepared]:
+        pool = self._pool(embeds=True)
+        batches = Batcher(queue, self.batch_size)
+        running: set[Future[list[Prepared]]] = set()
+
+        def top_up() -> None:
+            # One batch waiting per worker beside the one it embeds: never idle, little memory.
+            while len(running) < 2 * self.workers and (batch := batches.next()) is not None:
+                running.add(pool.submit(_run_batch, batch))
+
+        try:
+            top_up()
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    top_up()
+                    yield from future.result()
+                top_up()  # tasks pushed while the last results were handled
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _pool(self, embeds: bool) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+            initargs=(self.space.spec, self.known, self.durations, os.getpid(), embeds, self.threads),
+        )
+
 
 _space: Space | None = None
 _known: set[tuple[str, Modality]] = set()
@@ -228,20 +354,23 @@ _durations: frozenset[Modality] = frozenset()
 
 
 def _init_worker(spec: dict[str, Any], known: set[tuple[str, Modality]], durations: frozenset[Modality],
-                 parent: int) -> None:
+                 parent: int, embeds: bool = False, threads: int = 1) -> None:
     global _space, _known, _durations
     # Ctrl-C is the main process's to handle: it commits what is done and stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     import torch
 
-    torch.set_num_threads(1)  # the cores are the model's; a worker decodes one file at a time
-    # Decoding yields to the model: a model thread pre-empted by a worker holds up the
-    # other threads of its parallel operation, so contention costs more than the decode itself.
-    try:
-        os.nice(10)
-    except (AttributeError, OSError):
-        pass
+    if embeds:
+        torch.set_num_threads(max(1, threads))  # this worker's share of the cores
+    else:
+        torch.set_num_threads(1)  # the cores are the model's; a worker decodes one file at a time
+        # Decoding yields to the model: a model thread pre-empted by a worker holds up the
+        # other threads of its parallel operation, so contention costs more than the decode itself.
+        try:
+            os.nice(10)
+        except (AttributeError, OSError):
+            pass
     _space = space_from_spec(spec)
     _known = known
     _durations = durations
@@ -270,3 +399,10 @@ def _die_with_parent(parent: int) -> None:
 def _run_task(task: Task) -> Prepared:
     assert _space is not None
     return prepare_task(task, _space, _known, durations=_durations)
+
+
+def _run_batch(tasks: list[Task]) -> list[Prepared]:
+    assert _space is not None
+    results = [prepare_task(task, _space, _known, durations=_durations) for task in tasks]
+    embed_results(_space, tasks, results)
+    return results

@@ -17,7 +17,17 @@ from bindsearch.library.schema import STATUS_OK, STATUS_SKIPPED
 from bindsearch.modality import Modality
 from bindsearch.windows import WINDOWED, WindowSettings, chunks, file_windows, pool_windows, window_times
 
-from .pipeline import Prepared, Preparer, Task, TaskQueue, default_workers, describe, prepare_task
+from .pipeline import (
+    Prepared,
+    Preparer,
+    Task,
+    TaskQueue,
+    default_embedding_workers,
+    default_workers,
+    describe,
+    embed_or_each,
+    prepare_task,
+)
 from .report import IndexObserver, IndexReport
 from .scan import FoundFile, scan
 
@@ -64,6 +74,7 @@ class _Pending:
     prepared: Any
     windowed: _Windowed | None = None
     duration: float | None = None
+    vector: np.ndarray | None = None  # embedded already, by a worker
 
 
 def index_paths(
@@ -229,7 +240,10 @@ class _Run:
         started = time.monotonic()
         self.work = work
         self.queue.push_front(self._tasks(work))
-        for result in self._preparer(work).run(self.queue):
+        preparer = self._preparer(work)
+        if preparer.embeds and work:
+            self.observer.phase("loading model")  # in the workers, before their first results
+        for result in preparer.run(self.queue):
             if result.chunk >= 0:
                 self._handle_piece(result)
                 continue
@@ -260,13 +274,22 @@ class _Run:
         return [Task(i, f.path, f.modality, old_hash(old)) for i, (f, old) in enumerate(work)]
 
     def _preparer(self, work: list[tuple[FoundFile, StoredItem | None]]) -> Preparer:
-        workers = self.workers
-        if workers is None:
-            # Starting workers costs a few seconds (each imports torch): not worth it for a handful of files.
-            workers = default_workers() if len(work) >= _MIN_FILES_FOR_WORKERS else 0
+        """Workers that read and embed on a CPU, workers that read for the model here on a GPU,
+        or (a handful of files) none: starting workers costs a few seconds (each imports torch)."""
+        workers, threads = self.workers, 1
+        embed = workers != 0 and _runs_on_cpu()
+        if embed:
+            default, threads = default_embedding_workers()
+            workers = default if workers is None else workers
+            threads = max(1, (os.cpu_count() or 1) // workers) if self.workers is not None else threads
+        elif workers is None:
+            workers = default_workers()
+        if self.workers is None and len(work) < _MIN_FILES_FOR_WORKERS:
+            workers, embed = 0, False
         known = self.library.known_hashes({f.modality for f, _ in work}) if work else set()
         return Preparer(self.space, known, workers, window=self.batch_size + 4 * max(workers, 1),
-                        durations=WINDOWED)
+                        durations=WINDOWED, embed=embed, threads=threads,
+                        batch_size=lambda m: _batch_size(m, self.batch_size))
 
     def _handle(self, f: FoundFile, old: StoredItem | None, result: Prepared, gone: dict, gone_by_hash: dict) -> None:
         if result.vanished:
@@ -288,7 +311,7 @@ class _Run:
                 self.observer.phase("loading model")  # the first batch loads the model: it takes a while
             batch = self.pending.setdefault(f.modality, [])
             batch.append(_Pending(f, old, result.content_hash, result.prepared, self._start_windows(result, f),
-                                  result.duration))
+                                  result.duration, result.embedded))
             if len(batch) >= _batch_size(f.modality, self.batch_size):
                 self._flush(f.modality)
             return
@@ -322,22 +345,10 @@ class _Run:
         batch = self.pending.pop(modality, [])
         if not batch:
             return
-        encoder = self.space.encoder(modality)
-        try:
-            vectors = encoder.embed_batch([p.prepared for p in batch])
-            results: list[Any] = list(vectors)
-        except SpaceError:
-            raise
-        except Exception:
-            # One bad input can sink a batch: embed one by one to find it.
-            results = []
-            for p in batch:
-                try:
-                    results.append(encoder.embed_batch([p.prepared])[0])
-                except SpaceError:
-                    raise
-                except Exception as exc:
-                    results.append(exc)
+        to_embed = [p for p in batch if p.vector is None]
+        if to_embed:
+            vectors = iter(embed_or_each(self.space.encoder(modality).embed_batch, [p.prepared for p in to_embed]))
+        results: list[Any] = [p.vector if p.vector is not None else next(vectors) for p in batch]
         if not self.model_used:
             self.model_used = True
             self.observer.phase("embedding")
@@ -406,7 +417,9 @@ class _Run:
             state.reason = state.reason or result.reason
         elif state.reason is None:
             try:
-                vectors = self.space.encoder(f.modality).embed_clips(result.prepared)
+                vectors = result.embedded
+                if vectors is None:
+                    vectors = self.space.encoder(f.modality).embed_clips(result.prepared)
             except SpaceError:
                 raise
             except Exception as exc:
@@ -466,6 +479,12 @@ class _Run:
     def _fail(self, f: FoundFile, old: StoredItem | None, reason: str) -> None:
         self.writer.put_failed(f.path, f.modality, f.size, f.mtime_ns, reason)
         self.report.fail(f.path, reason)
+
+
+def _runs_on_cpu() -> bool:
+    from bindsearch.spaces.torch_runtime import pick_device
+
+    return pick_device() == "cpu"
 
 
 def _auto_tagger(space: Any, labels: Sequence[str]) -> Any:

@@ -69,7 +69,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Enough images that a run is still writing long after its first commit (it is always killed)."""
     root = tmp_path_factory.mktemp("crash-big") / "photos"
-    for i in range(1200):  # about half a second to draw
+    for i in range(3000):  # about a second to draw
         draw_image(root / f"b{i:04d}.png", seed=5000 + i, size=(48, 40))
     return root
 
