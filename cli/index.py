@@ -37,7 +37,9 @@ def index(
     workers: Annotated[
         int | None,
         typer.Option("--workers", metavar="N", min=0,
-                     help="Processes reading files (default: one per core but one; 0: none, read in turn)."),
+                     help="Worker processes. On a CPU each reads and embeds batches with its share of the cores "
+                          "(default: one per core up to four cores, at most eight); on a GPU they only read "
+                          "(default: one per core but one). 0: none, everything in turn in this process."),
     ] = None,
     window: Annotated[
         float | None,

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import draw_image, permission_bits_prefix, run_index_cli
+from helpers import REPO, draw_image, permission_bits_prefix, run_index_cli
 
 import bindsearch
 from bindsearch.errors import UsageError
@@ -274,3 +274,61 @@ def test_interrupted_run_keeps_committed_batches_and_a_rerun_finishes(tmp_path, 
         again = lib.index([tmp_path / "m"], batch_size=4)
         assert (again.unchanged, again.added, again.embedded) == (4, 6, 6)
         assert lib.vector_index(Modality.IMAGE).size == 10
+
+
+def test_embedding_workers_store_what_the_main_process_would(tmp_path):
+    """On a CPU the workers embed the batches they read: same vectors, same failures, as reading in turn."""
+    from helpers import write_wav
+
+    media = tmp_path / "media"
+    for i in range(9):
+        draw_image(media / "photos" / f"{i}.png", seed=i)
+    for i in range(3):
+        write_wav(media / "sounds" / f"{i}.wav", seconds=1.0 + i, freq=300 + 100 * i)
+    write_wav(media / "sounds" / "long.wav", seconds=12.0, freq=500)  # cut into time windows too
+    (media / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    space = bindsearch.load_space(REPO / "examples" / "tiny-imagebind.json")
+    stored = {}
+    for workers in (0, 2):
+        with bindsearch.open_library(tmp_path / f"lib{workers}", space, create=True) as lib:
+            report = lib.index([media], workers=workers, batch_size=4)
+            assert (report.added, report.failed, report.windows) == (13, 1, {"audio": 4}), report
+            vectors = {}
+            for modality in (Modality.IMAGE, Modality.AUDIO):
+                ids, found = lib.stored_vectors(modality)
+                rows = lib.items(list(ids))
+                vectors.update({rows[int(i)][0]: v for i, v in zip(ids, found)})
+            long_id = next(i for i, (p, _) in lib.items(list(lib.stored_vectors(Modality.AUDIO)[0])).items()
+                           if p.endswith("long.wav"))
+            vectors["windows"] = np.stack([v for _, _, v in lib.windows_of(long_id)])
+            stored[workers] = (vectors, [e.reason for e in report.errors])
+    (inline, inline_errors), (in_workers, worker_errors) = stored[0], stored[2]
+    assert inline_errors == worker_errors and set(inline) == set(in_workers)
+    for key, vector in inline.items():
+        np.testing.assert_allclose(in_workers[key], vector, atol=1e-5, err_msg=key)
+
+
+def test_batcher_groups_tasks_of_one_modality_and_sends_pieces_alone():
+    from bindsearch.indexer.pipeline import Batcher, Task, TaskQueue
+
+    tasks = [Task(i, f"/m/{i}", m, None) for i, m in enumerate(
+        [Modality.IMAGE, Modality.AUDIO, Modality.IMAGE, Modality.IMAGE, Modality.AUDIO, Modality.IMAGE])]
+    queue = TaskQueue(tasks)
+    batches = Batcher(queue, lambda m: 3 if m is Modality.IMAGE else 4)
+    assert [t.index for t in batches.next()] == [0, 2, 3]
+    queue.push_front([Task(9, "/m/long", Modality.AUDIO, None, clips=((0.0, 2.0),), chunk=0)])
+    assert [t.index for t in batches.next()] == [9]  # a piece of a long file goes at once, alone
+    assert [t.index for t in batches.next()] == [1, 4]  # nothing left to read: the fullest partial batch
+    assert [t.index for t in batches.next()] == [5]
+    assert batches.next() is None
+
+
+def test_default_embedding_workers_use_every_core():
+    from bindsearch.indexer.pipeline import default_embedding_workers
+
+    assert default_embedding_workers(1) == (1, 1)
+    assert default_embedding_workers(2) == (2, 1)
+    assert default_embedding_workers(4) == (4, 1)
+    assert default_embedding_workers(8) == (4, 2)
+    assert default_embedding_workers(16) == (8, 2)
+    assert default_embedding_workers(64) == (8, 8)
