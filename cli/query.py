@@ -33,7 +33,7 @@ _FILTERS = "Filters"
 def query(
     expression: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[TERM [+|- TERM]...]", show_default=False,
+        typer.Argument(metavar="TERM", show_default=False,
                        help="Query terms joined by + and -, each [W:][MODALITY:]VALUE: a file (its modality told "
                             "by its name) or text. Example: \"2:a dog\" + ./beach.jpg - \"a leash\"."),
     ] = None,
@@ -103,6 +103,7 @@ def query(
 ) -> None:
     """Search the library with query terms of any modality, summed into one query.
 
+    \b
     Examples:
       bindsearch query --audio dog.wav --target image
       bindsearch query "2:a dog" + ./beach.jpg - "a leash"

@@ -150,6 +150,8 @@ def print_info(info: LibraryInfo) -> None:
     settings = WindowSettings.from_dict(info.window_settings) if info.window_settings else WindowSettings()
     windows = ", ".join(f"{m} {n}" for m, n in info.windows.items()) or "none"
     table.add_row("time windows", f"{windows} ({settings.describe()})")
+    if info.tags:
+        table.add_row("tags", ", ".join(f"{t} {n}" for t, n in info.tags.items()))
     table.add_row("failed", str(len(info.failed)))
     table.add_row("size", _human_bytes(info.size_bytes))
     table.add_row("schema", str(info.schema_version))

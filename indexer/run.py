@@ -276,16 +276,16 @@ class _Run:
     def _preparer(self, work: list[tuple[FoundFile, StoredItem | None]]) -> Preparer:
         """Workers that read and embed on a CPU, workers that read for the model here on a GPU,
         or (a handful of files) none: starting workers costs a few seconds (each imports torch)."""
-        workers, threads = self.workers, 1
-        embed = workers != 0 and _runs_on_cpu()
-        if embed:
+        workers, threads, embed = self.workers, 1, False
+        if not work or (workers is None and len(work) < _MIN_FILES_FOR_WORKERS):
+            workers = 0
+        elif workers != 0 and _runs_on_cpu():  # (asking torch for a GPU imports it: only with work to do)
+            embed = True
             default, threads = default_embedding_workers()
             workers = default if workers is None else workers
             threads = max(1, (os.cpu_count() or 1) // workers) if self.workers is not None else threads
         elif workers is None:
             workers = default_workers()
-        if self.workers is None and len(work) < _MIN_FILES_FOR_WORKERS:
-            workers, embed = 0, False
         known = self.library.known_hashes({f.modality for f, _ in work}) if work else set()
         return Preparer(self.space, known, workers, window=self.batch_size + 4 * max(workers, 1),
                         durations=WINDOWED, embed=embed, threads=threads,

@@ -69,6 +69,8 @@ class LibraryInfo:
     # Time windows of long audio and video: how they are cut, and how many each modality has.
     window_settings: dict[str, float] = field(default_factory=dict)
     windows: dict[str, int] = field(default_factory=dict)
+    # How many items carry each tag.
+    tags: dict[str, int] = field(default_factory=dict)
 
 
 class StoredItem(NamedTuple):
@@ -420,6 +422,9 @@ class Library:
             window_rows = conn.execute(
                 select(Item.modality, func.count()).join(Window, Window.item_id == Item.id).group_by(Item.modality)
             ).all()
+            from .tags import tag_counts
+
+            tags = tag_counts(conn)
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         return LibraryInfo(
             path=str(self.path),
@@ -433,6 +438,7 @@ class Library:
             size_bytes=size,
             window_settings=self.window_settings.to_dict(),
             windows={m: n for m, n in sorted(window_rows)},
+            tags=tags,
         )
 
     # -- reading ----------------------------------------------------------------
@@ -444,6 +450,12 @@ class Library:
                 select(Item.modality, func.count()).where(Item.status == STATUS_OK).group_by(Item.modality)
             ).all()
         return {Modality(m): n for m, n in rows}
+
+    def modalities_with_vectors(self) -> list[Modality]:
+        """The modalities whose index holds vectors, in the usual order (from the loaded indexes: no count query)."""
+        with self._engine.connect() as conn:
+            written = set(conn.execute(select(Meta.key).where(Meta.key.like("generation:%"))).scalars())
+        return [m for m in Modality if _generation_key(m) in written and self.vector_index(m).size > 0]
 
     def items_under(self, roots: Sequence[str]) -> list[StoredItem]:
         """Every item whose path is one of ``roots`` or lies in a folder among them."""

@@ -42,11 +42,18 @@ def selected_item_ids(conn: Connection, modality: Modality, filters: Filters) ->
 
 def window_ids_of(conn: Connection, item_ids: np.ndarray) -> np.ndarray:
     """Ids (sorted int64) of the time windows of the given items."""
-    wanted = set(int(i) for i in item_ids)
+    wanted = sorted(set(int(i) for i in item_ids))
     if not wanted:
         return np.zeros(0, dtype=np.int64)
+    if len(wanted) <= 2000:  # a few items: their windows by the item index
+        found = []
+        for begin in range(0, len(wanted), 500):
+            chunk = wanted[begin : begin + 500]
+            found += conn.execute(select(Window.id).where(Window.item_id.in_(chunk))).scalars().all()
+        return np.array(sorted(found), dtype=np.int64)
+    keep = set(wanted)
     rows = conn.execute(select(Window.id, Window.item_id))
-    return np.array(sorted(w for w, item in rows if item in wanted), dtype=np.int64)
+    return np.array(sorted(w for w, item in rows if item in keep), dtype=np.int64)
 
 
 def under(path: str) -> tuple[bytes, bytes, bytes]:

@@ -46,10 +46,12 @@ class VectorIndex:
             self.index.remove_ids(ids)
             self._sample = None
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               excluded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids) per query row, best first; missing slots have id -1.
 
-        With ``allowed`` (ids), only those vectors are ranked: the k best of them.
+        With ``allowed`` (ids), only those vectors are ranked: the k best of them;
+        ``excluded`` ids are never returned.
         """
         import faiss
 
@@ -59,9 +61,16 @@ class VectorIndex:
         limit = self.size if allowed is None else min(self.size, int(np.asarray(allowed).size))
         if k <= 0 or limit == 0:
             return (np.zeros((queries.shape[0], 0), np.float32), np.zeros((queries.shape[0], 0), np.int64))
-        if allowed is None:
+        selector = None
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        if excluded is not None and len(excluded):
+            banned = faiss.IDSelectorBatch(np.ascontiguousarray(excluded, dtype=np.int64))
+            not_banned = faiss.IDSelectorNot(banned)
+            # (the C++ selectors point at one another: these locals keep them alive through the search)
+            selector = not_banned if selector is None else faiss.IDSelectorAnd(selector, not_banned)
+        if selector is None:
             return self.index.search(queries, min(k, limit))
-        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
         return self.index.search(queries, min(k, limit), params=faiss.SearchParameters(sel=selector))
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:

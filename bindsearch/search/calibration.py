@@ -47,11 +47,21 @@ def score_scale(query: np.ndarray, reference: np.ndarray) -> ScoreScale:
         raise ValueError(f"expected a (d,) query and an (n, d) reference, got {query.shape} and {reference.shape}")
     if reference.shape[0] < MIN_REFERENCE:
         return ScoreScale()
-    scores = reference @ query
+    scores = dot_rows(reference, query)
     std = float(scores.std())
     if std < MIN_STD:
         return ScoreScale()
     return ScoreScale(float(scores.mean()), std)
+
+
+def dot_rows(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``matrix @ vector`` without BLAS threads.
+
+    A query is a few small products between FAISS searches; a threaded BLAS
+    leaves its threads spinning after each one, and they halve the speed of the
+    next FAISS search (measured: 26 ms against 64 ms over 100 000 vectors).
+    """
+    return np.einsum("ij,j->i", matrix, vector)
 
 
 def rank_key(raw: float, calibrated: float) -> tuple[bool, float, float]:

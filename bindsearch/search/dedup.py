@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .calibration import dot_rows
+
 
 def keep_distinct(vectors: np.ndarray, threshold: float) -> list[int]:
     """Positions of the rows to keep, in order: a row goes when its cosine with a row kept before it is >= threshold.
@@ -18,6 +20,6 @@ def keep_distinct(vectors: np.ndarray, threshold: float) -> list[int]:
         raise ValueError(f"a cosine threshold lies in [-1, 1], got {threshold}")
     kept: list[int] = []
     for i in range(vectors.shape[0]):
-        if not kept or float(np.max(vectors[kept] @ vectors[i])) < threshold:
+        if not kept or float(np.max(dot_rows(vectors[kept], vectors[i]))) < threshold:
             kept.append(i)
     return kept

@@ -95,7 +95,7 @@ def resolve_targets(library: Library, targets: Iterable[Modality | str] | Modali
         targets = [targets]
     names = [t.value if isinstance(t, Modality) else str(t) for t in (targets or [])]
     if not names or "all" in (n.lower() for n in names):
-        return sorted(library.counts(), key=lambda m: list(Modality).index(m))
+        return library.modalities_with_vectors()
     seen: list[Modality] = []
     for name in names:
         modality = Modality.parse(name)
@@ -185,11 +185,16 @@ class _Target:
         self.items = library.vector_index(modality)
         window_index = library.vector_index(modality, windows=True) if modality in WINDOWED else None
         self.window_index = window_index if window_index is not None and window_index.size else None
-        # None: every item; else the ids that pass the filters (and their windows).
-        self.allowed = library.select(modality, filters) if filters.active else None
+        # None: every item; else the ids that pass the filters (and their windows). Leaving out
+        # only a few items (a --like query's own) needs no selection: they are excluded instead.
+        self.allowed = library.select(modality, filters) if filters.on_metadata else None
         self.allowed_windows = (
             library.windows_of_items(self.allowed) if self.allowed is not None and self.window_index else None
         )
+        self.excluded = (np.array(sorted(filters.exclude_ids), dtype=np.int64)
+                         if filters.exclude_ids and self.allowed is None else None)
+        self.excluded_windows = (library.windows_of_items(self.excluded)
+                                 if self.excluded is not None and self.window_index else None)
         reference = library.reference_sample(modality)
         if len(reference) < MIN_OWN_REFERENCE:
             reference = pooled.sample()
@@ -202,7 +207,7 @@ class _Target:
                 for c in found], full
 
     def _raw(self, n: int) -> tuple[list[_Candidate], bool]:
-        files, files_full = _top(self.items, self.vector, n, self.allowed)
+        files, files_full = _top(self.items, self.vector, n, self.allowed, self.excluded)
         whole = [_Candidate(s, i) for s, i in files]
         if self.window_index is None:
             return whole, files_full
@@ -234,7 +239,7 @@ class _Target:
 
     def _windows(self, n: int) -> tuple[list[_Candidate], bool]:
         assert self.window_index is not None
-        pairs, full = _top(self.window_index, self.vector, n, self.allowed_windows)
+        pairs, full = _top(self.window_index, self.vector, n, self.allowed_windows, self.excluded_windows)
         stored = self.library.windows([i for _, i in pairs])
         return [
             _Candidate(score, w.item_id, w.start, w.end, window_id)
@@ -252,17 +257,18 @@ class _Pooled:
 
     def sample(self) -> np.ndarray:
         if self._sample is None:
-            parts = [self.library.reference_sample(m) for m in self.library.counts()]
+            parts = [self.library.reference_sample(m) for m in self.library.modalities_with_vectors()]
             self._sample = np.concatenate(parts) if parts else np.zeros((0, self.library.dim), np.float32)
         return self._sample
 
 
-def _top(index: VectorIndex, vector: np.ndarray, n: int,
-         allowed: np.ndarray | None) -> tuple[list[tuple[float, int]], bool]:
-    """The ``n`` best (score, id) of an index (among ``allowed`` ids only, if given), and whether it had more."""
+def _top(index: VectorIndex, vector: np.ndarray, n: int, allowed: np.ndarray | None,
+         excluded: np.ndarray | None = None) -> tuple[list[tuple[float, int]], bool]:
+    """The ``n`` best (score, id) of an index (among ``allowed`` ids only, if given; never ``excluded`` ones),
+    and whether it has more."""
     if allowed is not None and allowed.size == 0:
         return [], False
-    scores, ids = index.search(vector[None, :], n, allowed=allowed)
+    scores, ids = index.search(vector[None, :], n, allowed=allowed, excluded=excluded)
     pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
     available = index.size if allowed is None else min(index.size, int(allowed.size))
     return pairs, len(pairs) == n and available > n
