@@ -134,9 +134,12 @@ def fill_library(lib_path: Path, media: Path, n: int) -> None:
                     v = rng.standard_normal(dim).astype(np.float32)
                     v /= np.linalg.norm(v)
                     modality = modality_from_path(path)
-                    # As a run stores a short audio or video file: cut into windows, of which it has none.
+                    # As a run stores a short audio or video file: cut into windows, of which it has none,
+                    # and its length known.
                     windows = [] if modality in WINDOWED else None
-                    writer.put(path, modality, st.st_size, st.st_mtime_ns, f"{done:064x}", v, windows)
+                    duration = 1.0 if modality in WINDOWED else None
+                    writer.put(path, modality, st.st_size, st.st_mtime_ns, f"{done:064x}", v, windows,
+                               duration=duration)
                     done += 1
                     if writer.pending >= 5000:
                         writer.commit()

@@ -13,7 +13,7 @@ import numpy as np
 
 from bindsearch.errors import BindsearchError, SpaceError, UsageError
 from bindsearch.library import Library, LibraryWriter, StoredItem
-from bindsearch.library.schema import STATUS_OK, STATUS_SKIPPED
+from bindsearch.library.schema import STATUS_OK, STATUS_SKIPPED, UNKNOWN_DURATION
 from bindsearch.modality import Modality
 from bindsearch.windows import WINDOWED, WindowSettings, chunks, file_windows, pool_windows, window_times
 
@@ -379,8 +379,9 @@ class _Run:
     def _put(self, p: _Pending, vector: np.ndarray, windows: list[tuple[float, float, np.ndarray]] | None,
              tags: Sequence[str] = ()) -> None:
         modality = p.file.modality
+        duration = p.duration if p.duration is not None or modality not in WINDOWED else UNKNOWN_DURATION
         self.writer.put(p.file.path, modality, p.file.size, p.file.mtime_ns, p.content_hash, vector, windows,
-                        duration=p.duration, tags=tags)
+                        duration=duration, tags=tags)
         self.report.embedded += 1
         self.embedded_by_modality[modality] = self.embedded_by_modality.get(modality, 0) + 1
         if windows:
@@ -462,10 +463,10 @@ class _Run:
         for item in self.without_duration:
             try:
                 duration = self.space.encoder(item.modality).duration(item.path)
-            except Exception:  # unreadable now: the next run that reads the file records it
-                continue
-            if duration is not None:
-                self.writer.set_duration(item.id, duration)
+            except Exception:  # unreadable now: the next run that reads the file again records it
+                duration = None
+            # Asked once: a length the headers do not tell is recorded as unknown, not asked again.
+            self.writer.set_duration(item.id, UNKNOWN_DURATION if duration is None else duration)
             if self.writer.pending >= _MAX_STAGED:
                 self.writer.commit()
         self.without_duration = []

@@ -272,6 +272,18 @@ def test_a_schema_2_library_is_migrated_and_its_durations_read_on_the_next_run(t
         assert (report.unchanged, report.embedded) == (2, 0)
         found = lib.search([QueryTerm.text("x")], k=5, filters=Filters(min_duration=2.9, max_duration=3.1))
         assert [Path(h.path).name for h in found] == ["a.wav"]
+    # A length the headers do not tell is asked once, recorded as unknown, and fails duration filters.
+    with sqlite3.connect(lib_path / "library.sqlite") as db:
+        db.execute("UPDATE items SET duration = NULL")
+    st = (media / "a.wav").stat()
+    (media / "a.wav").write_bytes(b"\0" * st.st_size)  # same size and mtime: unchanged, but unreadable now
+    os.utime(media / "a.wav", ns=(st.st_atime_ns, st.st_mtime_ns))
+    with bindsearch.open_library(lib_path) as lib:
+        assert lib.index([media], workers=0).unchanged == 2
+        assert lib.search([QueryTerm.text("x")], k=5, filters=Filters(max_duration=100.0)) == []
+    with sqlite3.connect(lib_path / "library.sqlite") as db:
+        durations = {os.fsdecode(p): d for p, d in db.execute("SELECT path, duration FROM items")}
+    assert durations == {str(media / "a.wav"): -1.0, str(media / "p.png"): None}
 
 
 def test_query_output_forms(examples_library):

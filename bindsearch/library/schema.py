@@ -24,6 +24,7 @@ SCHEMA_VERSION = 3
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_SKIPPED = "skipped"  # readable, but nothing of this modality in it (a video without sound)
+UNKNOWN_DURATION = -1.0  # an audio or video item whose length its file does not tell (asked once)
 
 
 class FsPath(TypeDecorator[str]):
@@ -81,7 +82,8 @@ class Item(Base):
     # Time windows of a long audio or video item: how many it has (0: too short for any).
     # NULL: not cut into windows under the library's current window settings (yet).
     window_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # Length in seconds of an audio or video item (NULL for the other modalities, and until known).
+    # Length in seconds of an audio or video item: NULL for the other modalities and until it is
+    # read, UNKNOWN_DURATION when the file's headers do not tell it.
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 

@@ -27,6 +27,8 @@ def selected_item_ids(conn: Connection, modality: Modality, filters: Filters) ->
         conditions.append(Item.duration >= float(filters.min_duration))
     if filters.max_duration is not None:
         conditions.append(Item.duration <= float(filters.max_duration))
+    if filters.min_duration is not None or filters.max_duration is not None:
+        conditions.append(Item.duration >= 0)  # not UNKNOWN_DURATION
     for tag in filters.tags:
         conditions.append(exists().where(and_(Tag.item_id == Item.id, Tag.tag == tag)))
     patterns = path_patterns(filters.paths) if filters.paths else None
