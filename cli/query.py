@@ -134,10 +134,10 @@ def query(
         hits = lib.search(terms, targets=target, k=top, windows=windows, filters=filters, dedup=dedup)
     if as_json:
         print_json(hits)
-    elif paths_only:
+    elif hits and paths_only:
         print_paths(hits)
     elif hits:
         print_hits(hits)
-    else:
+    else:  # said on stderr: a pipe reading --paths gets no stray line
         err.print("no results: nothing in the target modalities passes the query's filters"
                   if filters.on_metadata else "no results: the library holds nothing of the target modalities")

@@ -38,7 +38,7 @@ def terms_from_options(
     terms += [parse_term(value, -1.0) for value in minus or []]
     for value in like or []:
         weight, ref = split_weight(value)
-        terms.append(QueryTerm.like(int(ref) if ref.isdigit() else ref, weight))
+        terms.append(QueryTerm.like(ref, weight))  # an id, or a path (a file named like a number wins)
     for term in terms:
         if term.modality not in (None, Modality.TEXT):
             read_head(str(term.value))  # one clear line for a missing or unreadable query file

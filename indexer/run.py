@@ -281,9 +281,10 @@ class _Run:
             workers = 0
         elif workers != 0 and _runs_on_cpu():  # (asking torch for a GPU imports it: only with work to do)
             embed = True
-            default, threads = default_embedding_workers()
-            workers = default if workers is None else workers
-            threads = max(1, (os.cpu_count() or 1) // workers) if self.workers is not None else threads
+            if workers is None:
+                workers, threads = default_embedding_workers()
+            else:
+                threads = max(1, (os.cpu_count() or 1) // workers)
         elif workers is None:
             workers = default_workers()
         known = self.library.known_hashes({f.modality for f, _ in work}) if work else set()

@@ -53,7 +53,7 @@ def test_modality_and_like_prefixes():
     assert parse_term("depth:room.png", 1.0, files()) == QueryTerm.file("depth", "room.png")
     assert parse_term("2:thermal:cam/x.png", -1.0, files()) == QueryTerm.file("thermal", "cam/x.png", -2.0)
     assert parse_term("text:beach.jpg", 1.0, files("beach.jpg")) == QueryTerm.text("beach.jpg")
-    assert parse_term("like:42", 1.0, files()) == QueryTerm(None, Like(42), 1.0)
+    assert parse_term("like:42", 1.0, files()) == QueryTerm(None, Like("42"), 1.0)
     assert parse_term("0.5:like:photos/a.jpg", 1.0, files()) == QueryTerm(None, Like("photos/a.jpg"), 0.5)
     # Unknown prefixes are just text ("note: buy milk").
     assert parse_term("note: buy milk", 1.0, files()) == QueryTerm.text("note: buy milk")

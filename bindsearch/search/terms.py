@@ -94,7 +94,7 @@ def parse_term(token: str, sign: float = 1.0, is_file: IsFile = os.path.isfile) 
         if not value:
             raise UsageError(f"query term {token!r}: nothing after {prefix}:")
         if kind == "like":
-            return QueryTerm.like(int(value) if value.isdigit() else value, sign * weight)
+            return QueryTerm.like(value, sign * weight)  # an id or a path: the library tells which
         if kind == Modality.TEXT.value:
             return QueryTerm.text(value, sign * weight)
         return QueryTerm.file(kind, value, sign * weight)
