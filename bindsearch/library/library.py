@@ -31,6 +31,7 @@ from ..windows import WINDOWED, WindowSettings
 from .lock import WriterLock
 from .migrations import migrate
 from .schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, Base, Item, Meta, Tag, Vector, Window
+from .selection import under
 from .vector_index import VectorIndex
 
 if TYPE_CHECKING:
@@ -468,11 +469,8 @@ class Library:
         try:
             cursor = raw.cursor()
             for root in roots:
-                base = root.rstrip(os.sep)
-                # '0' sorts right after '/', so [base + '/', base + '0') is exactly "under root".
                 # Paths are stored as the OS's bytes (schema.FsPath).
-                params = (os.fsencode(root), os.fsencode(base + os.sep), os.fsencode(base + chr(ord(os.sep) + 1)))
-                rows = cursor.execute(_ITEMS_UNDER_SQL, params).fetchall()
+                rows = cursor.execute(_ITEMS_UNDER_SQL, under(root)).fetchall()
                 out += [
                     make((i, p.decode(encoding, errors), modalities[m], size, mtime, digest, status, windows, seconds))
                     for i, p, m, size, mtime, digest, status, windows, seconds in rows
