@@ -412,6 +412,8 @@ class Library:
 
     def info(self, max_failed: int | None = None) -> LibraryInfo:
         """Counts per modality, failed files and size on disk."""
+        from .tags import tag_counts
+
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(Item.modality, func.count()).where(Item.status == STATUS_OK).group_by(Item.modality)
@@ -423,8 +425,6 @@ class Library:
             window_rows = conn.execute(
                 select(Item.modality, func.count()).join(Window, Window.item_id == Item.id).group_by(Item.modality)
             ).all()
-            from .tags import tag_counts
-
             tags = tag_counts(conn)
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         return LibraryInfo(

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy import Connection, delete, func, or_, select
 
 from ..errors import UsageError
 from .schema import Item, Tag
@@ -76,7 +76,5 @@ def tags_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, tuple[str, .
 
 def tag_counts(conn: Connection) -> dict[str, int]:
     """How many items carry each tag."""
-    from sqlalchemy import func
-
     rows = conn.execute(select(Tag.tag, func.count()).group_by(Tag.tag).order_by(Tag.tag))
     return {tag: n for tag, n in rows}

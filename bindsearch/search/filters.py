@@ -59,11 +59,6 @@ class Filters:
                 raise UsageError(f"the {what} filter excludes everything: its lower bound is above its upper bound")
 
     @property
-    def active(self) -> bool:
-        """Whether anything is filtered out."""
-        return self != Filters()
-
-    @property
     def on_metadata(self) -> bool:
         """Whether any filter other than the excluded ids is set."""
         return replace(self, exclude_ids=frozenset()) != Filters()

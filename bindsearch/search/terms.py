@@ -64,9 +64,6 @@ class QueryTerm:
         """An indexed item's stored vector (no embedding); the item is left out of its own results."""
         return cls(None, Like(item if isinstance(item, int) else os.fspath(item)), weight)
 
-    def scaled(self, factor: float) -> QueryTerm:
-        return QueryTerm(self.modality, self.value, self.weight * factor)
-
 
 _WEIGHT = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)):(.*)", re.DOTALL)
 _OPERATOR = re.compile(r"\s+([+-])\s+")
