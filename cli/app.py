@@ -1,4 +1,4 @@
-"""The ``bindsearch`` command: index, query, embed, info, tag, classify."""
+"""The ``bindsearch`` command: index, query, embed, info, tag, classify, remove, export, duplicates, watch."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import typer
 from bindsearch import __version__
 
 from . import classify as classify_cmd
+from . import duplicates as duplicates_cmd
 from . import embed as embed_cmd
+from . import export as export_cmd
 from . import index as index_cmd
 from . import info as info_cmd
 from . import query as query_cmd
+from . import remove as remove_cmd
 from . import tag as tag_cmd
 from .console import setup_logging
 
@@ -47,6 +50,9 @@ app.command("embed")(embed_cmd.embed)
 app.command("info")(info_cmd.info)
 app.command("tag")(tag_cmd.tag)
 app.command("classify")(classify_cmd.classify)
+app.command("remove")(remove_cmd.remove)
+app.command("export")(export_cmd.export)
+app.command("duplicates")(duplicates_cmd.duplicates)
 
 
 def main() -> None:

@@ -52,7 +52,8 @@ def query(
     like: Annotated[
         list[str] | None,
         typer.Option("--like", metavar="PATH_OR_ID", show_default=False,
-                     help="An indexed item's stored vector as a term; the item is left out of the results "
+                     help="An indexed item's stored vector as a term; the item, and any file with the same "
+                          "content (a symbolic link to it, a byte-identical copy), are left out of the results "
                           "(repeatable)."),
     ] = None,
     target: Annotated[

@@ -35,8 +35,11 @@ from .selection import under
 from .vector_index import VectorIndex
 
 if TYPE_CHECKING:
+    from ..export import ExportReport
     from ..indexer import IndexReport
     from ..search import Filters, Hit, QueryTerm
+    from ..search.duplicates import DuplicateGroup
+    from .remove import RemovedItem
     from .tags import TaggedItem
 
 log = logging.getLogger("bindsearch")
@@ -334,6 +337,32 @@ class Library:
             tags = tags_of(conn, ids)
         return [TaggedItem(path, modality, list(tags.get(i, ()))) for i, path, modality in found]
 
+    def remove(self, paths: Sequence[str | os.PathLike[str]]) -> list[RemovedItem]:
+        """Take the items of these files (a folder: every item under it) out of the library; the files stay.
+
+        One transaction under the writer lock; UsageError names a path the library holds nothing of
+        (and nothing is removed). A later ``index`` of a folder above them adds them again.
+        """
+        from .remove import remove_items
+
+        with self.writer() as writer, self._engine.connect() as conn:
+            return remove_items(conn, writer, paths)
+
+    def export(self, file: str | os.PathLike[str], **options: Any) -> ExportReport:
+        """Write vectors and metadata to a .npz or .parquet file; see ``bindsearch.export.export_library``."""
+        from ..export import export_library
+
+        return export_library(self, file, **options)
+
+    def duplicates(self, threshold: float = 0.95,
+                   modalities: Sequence[Modality | str] | None = None) -> list[DuplicateGroup]:
+        """Groups of near-identical items (cosine >= ``threshold``), the one to keep first in each;
+        see ``bindsearch.search.duplicates``."""
+        from ..search.duplicates import find_duplicates
+
+        with self._engine.connect() as conn:
+            return find_duplicates(self, conn, threshold, modalities)
+
     def tags_of(self, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         """The tags of the given items (those with none are left out)."""
         from .tags import tags_of
@@ -385,7 +414,8 @@ class Library:
 
     def stored_item_vector(self, ref: int | str) -> tuple[list[int], np.ndarray]:
         """The stored vector of the item ``ref`` names (an id, or an indexed file's path), and the ids of
-        every item of that file (a video's soundtrack too), which a search by it leaves out."""
+        every item of that file (a video's soundtrack too) and of every file with the same content (a
+        symbolic link to it, a byte-identical copy), which a search by it leaves out."""
         from ..modality import modality_from_path
 
         with self._engine.connect() as conn:
@@ -407,8 +437,11 @@ class Library:
                 if own is not None and row[2] == own.value:
                     chosen = row  # a video's own item rather than its soundtrack's
             same_file = conn.execute(select(Item.id).where(Item.path == chosen[1])).scalars().all()
+            digest = conn.execute(select(Item.content_hash).where(Item.id == chosen[0])).scalar()
+            if digest is not None:
+                same_file += conn.execute(select(Item.id).where(Item.content_hash == digest)).scalars().all()
             data = conn.execute(select(Vector.data).where(Vector.item_id == chosen[0])).scalar_one()
-        return list(same_file), from_blobs([data], self.dim)[0]
+        return sorted(set(same_file)), from_blobs([data], self.dim)[0]
 
     def info(self, max_failed: int | None = None) -> LibraryInfo:
         """Counts per modality, failed files and size on disk."""

@@ -15,6 +15,7 @@ from ..windows import WINDOWED
 from .calibration import MIN_OWN_REFERENCE, ScoreScale, rank_key, score_scale
 from .dedup import keep_distinct
 from .filters import Filters
+from .moments import merge_overlapping
 from .terms import Like, QueryTerm
 
 if TYPE_CHECKING:
@@ -213,10 +214,18 @@ class _Target:
             return whole, files_full
         library = self.library
         if self.windows:
-            # Each window on its own; whole files only for files without windows.
-            found, full = self._windows(n)
+            # Each moment on its own (overlapping windows of a file merged); whole files only for
+            # files without windows. Merging shrinks the list: search windows until n moments are found.
+            wanted = n
+            while True:
+                found, full = self._windows(wanted)
+                moments = merge_overlapping(found)
+                if len(moments) >= n or not full:
+                    break
+                wanted *= 4
             windowed = library.items_with_windows([c.item_id for c in whole])
-            return [c for c in whole if c.item_id not in windowed] + found, full or files_full
+            return ([c for c in whole if c.item_id not in windowed] + moments[:n],
+                    full or files_full or len(moments) > n)
         # One result per file: search windows until n distinct files have one (or none are left).
         wanted = n
         while True:
