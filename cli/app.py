@@ -17,6 +17,7 @@ from . import info as info_cmd
 from . import query as query_cmd
 from . import remove as remove_cmd
 from . import tag as tag_cmd
+from . import watch as watch_cmd
 from .console import setup_logging
 
 app = typer.Typer(
@@ -53,6 +54,7 @@ app.command("classify")(classify_cmd.classify)
 app.command("remove")(remove_cmd.remove)
 app.command("export")(export_cmd.export)
 app.command("duplicates")(duplicates_cmd.duplicates)
+app.command("watch")(watch_cmd.watch)
 
 
 def main() -> None:

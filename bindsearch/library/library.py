@@ -298,6 +298,12 @@ class Library:
 
         return index_paths(self, paths, **options)
 
+    def watch(self, paths: Sequence[str | os.PathLike[str]], **options: Any) -> None:
+        """Index files and folders, then keep them up to date; see ``bindsearch.indexer.watch.watch_paths``."""
+        from ..indexer.watch import watch_paths
+
+        watch_paths(self, paths, **options)
+
     def search(
         self,
         terms: Sequence[QueryTerm] | np.ndarray,
