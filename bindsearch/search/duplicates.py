@@ -99,7 +99,8 @@ def close_pairs(index: object, count: int, threshold: float) -> dict[int, dict[i
     return out
 
 
-def group_by_keeper(order: Sequence[int], neighbours: Mapping[int, Mapping[int, float]]) -> list[list[tuple[int, float]]]:
+def group_by_keeper(order: Sequence[int],
+                    neighbours: Mapping[int, Mapping[int, float]]) -> list[list[tuple[int, float]]]:
     """Groups as (id, cosine with the keeper) lists, keeper first with 1.0.
 
     ``order`` is every id with neighbours, best kept first. Each id not yet in
