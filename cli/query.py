@@ -65,7 +65,8 @@ def query(
     windows: Annotated[
         bool,
         typer.Option("--windows", "-w",
-                     help="List the time windows of long audio and video one by one, not only the best one per file."),
+                     help="List the matching moments of long audio and video one by one, not only the best one "
+                          "per file (overlapping windows of a file merged into one result)."),
     ] = False,
     path: Annotated[
         list[str] | None,
@@ -117,7 +118,7 @@ def query(
     Several targets give one list ranked by calibrated score (raw cosines are
     not comparable across modalities). A long audio or video file is found by
     its best time window, whose start and end are shown; --windows lists every
-    matching window.
+    matching moment (overlapping windows merged).
     """
     if as_json and paths_only:
         raise UsageError("choose one of --json and --paths")

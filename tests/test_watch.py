@@ -98,7 +98,7 @@ def test_watch_follows_new_changed_moved_deleted_and_bad_files_and_stops_on_sigt
                _CHANGE_S, watcher)
     finally:
         watcher.send_signal(signal.SIGTERM)
-        out, err = watcher.communicate(timeout=60)
+        out, err = watcher.communicate(timeout=300)
     assert watcher.returncode == 0, err
     assert err.strip().splitlines()[-1] == "stopped watching: everything indexed so far is saved"
     assert "Traceback" not in err
@@ -114,7 +114,7 @@ def test_ctrl_c_stops_a_watch_with_status_130(tmp_path):
         assert json.loads(watcher.stdout.readline())["report"]["added"] == 1
     finally:
         watcher.send_signal(signal.SIGINT)
-        _, err = watcher.communicate(timeout=60)
+        _, err = watcher.communicate(timeout=300)
     assert watcher.returncode == 130, err
     assert err.strip().splitlines()[-1] == "stopped watching: everything indexed so far is saved"
 

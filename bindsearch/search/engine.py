@@ -126,7 +126,8 @@ def search(
     Long audio and video files also have time windows: by default a file is
     one result, scored by the best of its whole-file vector and its windows
     (with that window's times when a window wins); with ``windows=True`` each
-    window is a result of its own. ``filters`` restrict the items searched
+    moment is a result of its own (the windows of a file that overlap its best
+    one merged into it, see ``search.moments``). ``filters`` restrict the items searched
     (k results whenever k items pass); ``dedup`` (a cosine threshold) keeps
     only the best of each group of results that look alike.
     """
