@@ -16,6 +16,8 @@ from helpers import TINY_SPACE_FILE, draw_image
 import bindsearch
 from bindsearch.indexer.watch import index_roots
 from bindsearch.library import StoredItem
+from bindsearch.library.library import LOCK_FILE
+from bindsearch.library.lock import WriterLock
 
 # A loaded machine embeds slowly: bounds, not expectations.
 _CHANGE_S = 120
@@ -96,6 +98,14 @@ def test_watch_follows_new_changed_moved_deleted_and_bad_files_and_stops_on_sigt
         (media / "bad.jpg").unlink()
         _until("deleted files", lambda: set(_items(library, media)) == {"new.png", "moved/a.png"},
                _CHANGE_S, watcher)
+
+        # Another writer holds the library: the run waits for it, then happens.
+        with WriterLock(str(library / LOCK_FILE), str(library)):
+            draw_image(media / "late.png", seed=5)
+            time.sleep(3)
+            assert "late.png" not in _items(library, media)
+        _until("a file made while the library was locked", lambda: "late.png" in _items(library, media),
+               _CHANGE_S, watcher)
     finally:
         watcher.send_signal(signal.SIGTERM)
         out, err = watcher.communicate(timeout=300)
@@ -103,7 +113,8 @@ def test_watch_follows_new_changed_moved_deleted_and_bad_files_and_stops_on_sigt
     assert err.strip().splitlines()[-1] == "stopped watching: everything indexed so far is saved"
     assert "Traceback" not in err
     with bindsearch.open_library(library) as lib:  # the library opens and its index is whole
-        assert lib.counts() == {bindsearch.Modality.IMAGE: 2}
+        assert lib.counts() == {bindsearch.Modality.IMAGE: 3}
+    assert "is being written by another bindsearch process" in err and "trying again" in err
 
 
 def test_ctrl_c_stops_a_watch_with_status_130(tmp_path):
