@@ -9,16 +9,16 @@ with the reason its death gives, and every other file is read and embedded as us
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import multiprocessing
 import os
 import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from bindsearch.errors import BindsearchError
+
+from .worker_group import workers_in_own_group
 
 # A test seam: "module:function", called in every worker process with each file's path before the
 # file is read (never in the main process). Tests use it to crash or kill a worker on one file.
@@ -47,24 +47,6 @@ def death_reason(exitcode: int | None) -> str:
             name = f"signal {-exitcode}"
         return f"the process reading it died of {name}"
     return f"the process reading it ended abruptly (exit status {exitcode})"
-
-
-@contextlib.contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """Start processes with Ctrl-C ignored: a spawned worker inherits it from its first instruction.
-
-    The terminal sends Ctrl-C to every process of the group. A worker still importing torch would die
-    of it with a traceback of its own (and break the pool); the main process alone handles it, by
-    committing what is done. Only the main thread can change signal handlers; elsewhere this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class IsolatedReader:
@@ -110,7 +92,7 @@ class IsolatedReader:
         ours, theirs = context.Pipe()
         process = context.Process(target=_serve, args=(theirs, self.initargs, self.embeds), daemon=True,
                                   name="bindsearch-isolated-reader")
-        with sigint_ignored():
+        with workers_in_own_group():
             process.start()
         theirs.close()  # only the worker holds its end now: its death is an EOF here
         self._process, self._conn = process, ours

@@ -40,7 +40,8 @@ from bindsearch.spaces import Space
 from bindsearch.spaces.registry import space_from_spec
 
 from .hashing import content_hash
-from .isolation import IsolatedReader, load_read_hook, sigint_ignored
+from .isolation import IsolatedReader, load_read_hook
+from .worker_group import workers_in_own_group
 
 
 @dataclass(frozen=True)
@@ -371,7 +372,7 @@ class Preparer:
             reader.close()
 
     def _pool(self, embeds: bool) -> ProcessPoolExecutor:
-        with sigint_ignored():  # (its resource tracker starts here)
+        with workers_in_own_group():  # (its resource tracker starts here)
             return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_init_worker, initargs=self._initargs(embeds, self.threads))
 
@@ -379,10 +380,10 @@ class Preparer:
         return (self.space.spec, self.known, self.durations, os.getpid(), embeds, threads)
 
     def _submit(self, pool: ProcessPoolExecutor, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
-        """``pool.submit``; while the pool may still start workers (it does so on submit), with Ctrl-C ignored."""
+        """``pool.submit``; while the pool may still start workers (it does so on submit), in their own group."""
         if len(getattr(pool, "_processes", None) or ()) >= self.workers:
             return pool.submit(fn, arg)
-        with sigint_ignored():
+        with workers_in_own_group():
             return pool.submit(fn, arg)
 
 
