@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from bindsearch.errors import BindsearchError, SpaceError, UsageError
+from bindsearch.errors import BindsearchError, DiskFullError, SpaceError, UsageError
 from bindsearch.library import Library, LibraryWriter, StoredItem
+from bindsearch.library.disk_space import disk_full_message, disk_is_full
 from bindsearch.library.schema import STATUS_OK, STATUS_SKIPPED, UNKNOWN_DURATION
 from bindsearch.modality import Modality
 from bindsearch.windows import WINDOWED, WindowSettings, chunks, file_windows, pool_windows, window_times
@@ -117,20 +118,27 @@ def index_paths(
 
     report = IndexReport()
     started = time.monotonic()
-    with library.writer() as writer:
-        if windows is not None and library.set_window_settings(windows):
-            report.window_settings_changed = True
-        run = _Run(library, writer, report, observer, batch_size, workers,
-                   _auto_tagger(space, auto_tag) if auto_tag else None)
-        try:
-            run.execute(roots, forced)
-        except KeyboardInterrupt:
-            report.interrupted = True
-            writer.commit()
-        except BindsearchError:
-            writer.commit()  # keep what is done (failures, moves) before giving up
-            raise
-        observer.phase("saving")
+    try:
+        with library.writer() as writer:
+            if windows is not None and library.set_window_settings(windows):
+                report.window_settings_changed = True
+            run = _Run(library, writer, report, observer, batch_size, workers,
+                       _auto_tagger(space, auto_tag) if auto_tag else None)
+            try:
+                run.execute(roots, forced)
+            except KeyboardInterrupt:
+                report.interrupted = True
+                writer.commit()
+            except BindsearchError:
+                writer.commit()  # keep what is done (failures, moves) before giving up
+                raise
+            observer.phase("saving")
+    except Exception as exc:
+        # A batch's transaction is all or nothing, and a FAISS file not written is rebuilt from SQLite.
+        if not isinstance(exc, BindsearchError) and disk_is_full(exc, library.path):
+            kept = "every batch committed before is kept, the one being written is not"
+            raise DiskFullError(disk_full_message(library.path, kept)) from None
+        raise
     report.seconds = time.monotonic() - started
     return report
 
