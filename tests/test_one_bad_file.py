@@ -128,3 +128,28 @@ def test_a_worker_killed_while_embedding_costs_one_file_and_the_run_goes_on(tmp_
         ids, _ = library.stored_vectors(Modality.IMAGE)
         assert len(ids) == 49
         assert {Path(f.path).name for f in library.info().failed} == {"kill-03.png", "segv-30.png", "oom-41.png"}
+
+
+# -- as many workers as the memory holds -----------------------------------------------------------
+
+
+def test_workers_are_capped_by_the_memory_free() -> None:
+    from bindsearch.indexer.memory import WORKER_BYTES, workers_memory_allows
+
+    assert workers_memory_allows(8, 8 * WORKER_BYTES) == 8
+    assert workers_memory_allows(8, 3 * WORKER_BYTES + 1) == 3  # 8 asked for, room for 3
+    assert workers_memory_allows(8, WORKER_BYTES // 2) == 1  # never none: the run reads at least in one
+    assert workers_memory_allows(2, 100 * WORKER_BYTES) == 2  # never more than asked for
+    assert workers_memory_allows(8, None) == 8  # memory unknown: as asked
+
+
+def test_the_free_memory_is_read_from_the_system() -> None:
+    from bindsearch.indexer.memory import available_memory
+
+    free = available_memory()
+    if not os.path.exists("/proc/meminfo"):
+        assert free is None
+        return
+    with open("/proc/meminfo") as f:
+        total = int(next(line for line in f if line.startswith("MemTotal:")).split()[1]) * 1024
+    assert free is not None and 0 < free <= total
