@@ -15,7 +15,8 @@ no weights) and turns tasks into ``Prepared`` results. Two ways to share the wor
   checkpoint is memory-mapped, so the copies share its pages.
 
 Only a bounded number of tasks or batches is in flight, so a folder of any size
-never sits in memory as tensors.
+never sits in memory as tensors. A worker that dies (a decoder's crash, the
+out-of-memory killer) takes only its culprit file down: see ``isolation``.
 """
 
 from __future__ import annotations
