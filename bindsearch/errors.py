@@ -58,3 +58,7 @@ class NothingToEmbed(MediaError):
     Not a failure: the indexer records it as skipped and does not try again
     until the file changes.
     """
+
+
+class DiskFullError(LibraryError):
+    """The disk holding the library has no room left for what a command writes."""

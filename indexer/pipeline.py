@@ -15,7 +15,8 @@ no weights) and turns tasks into ``Prepared`` results. Two ways to share the wor
   checkpoint is memory-mapped, so the copies share its pages.
 
 Only a bounded number of tasks or batches is in flight, so a folder of any size
-never sits in memory as tensors.
+never sits in memory as tensors. A worker that dies (a decoder's crash, the
+out-of-memory killer) takes only its culprit file down: see ``isolation``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ from bindsearch.spaces import Space
 from bindsearch.spaces.registry import space_from_spec
 
 from .hashing import content_hash
+from .isolation import IsolatedReader, load_read_hook
+from .worker_group import workers_in_own_group
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,8 @@ def _take(result: Prepared, output: Any) -> None:
 def describe(exc: BaseException) -> str:
     """An unexpected exception as one line for the user (the exception's type only with BINDSEARCH_DEBUG)."""
     text = first_line(exc) if str(exc).strip() else "no details"
+    if isinstance(exc, MemoryError) and not os.environ.get("BINDSEARCH_DEBUG"):
+        return "ran out of memory while decoding" + (f" ({text})" if str(exc).strip() else "")
     if os.environ.get("BINDSEARCH_DEBUG"):
         return f"{type(exc).__name__}: {text}"
     return f"cannot read the file ({text})"
@@ -294,16 +300,16 @@ class Preparer:
             yield from self._run_embedding(queue)
             return
         pool = self._pool(embeds=False)
-        running: set[Future[Prepared]] = set()
+        running: dict[Future[Prepared], Task] = {}
 
         def top_up() -> None:
             while len(running) < self.window and (task := queue.pop()) is not None:
-                running.add(pool.submit(_run_task, task))
+                running[self._submit(pool, _run_task, task)] = task
 
         try:
             top_up()
             while running:
-                done, pending = wait(running, timeout=0)
+                done, _ = wait(running, timeout=0)
                 if not done:
                     # Nothing ready (the workers are still starting, or slower than the model):
                     # rather than wait idle, this process reads the next file itself.
@@ -311,9 +317,16 @@ class Preparer:
                     if task is not None:
                         yield prepare_task(task, self.space, self.known, durations=self.durations)
                         continue
-                    done, pending = wait(running, return_when=FIRST_COMPLETED)
-                running.intersection_update(pending)
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                if any(_broken(future) for future in done):
+                    results, suspects = _settle(pool, running)
+                    yield from results
+                    yield from self._isolated(suspects, embeds=False)
+                    pool = self._pool(embeds=False)  # the run goes on with fresh workers
+                    top_up()
+                    continue
                 for future in done:
+                    del running[future]
                     top_up()
                     yield future.result()
                 top_up()  # tasks pushed while the last result was handled
@@ -323,39 +336,84 @@ class Preparer:
     def _run_embedding(self, queue: TaskQueue) -> Iterator[Prepared]:
         pool = self._pool(embeds=True)
         batches = Batcher(queue, self.batch_size)
-        running: set[Future[list[Prepared]]] = set()
+        running: dict[Future[list[Prepared]], list[Task]] = {}
 
         def top_up() -> None:
             # One batch waiting per worker beside the one it embeds: never idle, little memory.
             while len(running) < 2 * self.workers and (batch := batches.next()) is not None:
-                running.add(pool.submit(_run_batch, batch))
+                running[self._submit(pool, _run_batch, batch)] = batch
 
         try:
             top_up()
             while running:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                if any(_broken(future) for future in done):
+                    results, suspects = _settle(pool, running)
+                    for batch_results in results:
+                        yield from batch_results
+                    yield from self._isolated([t for batch in suspects for t in batch], embeds=True)
+                    pool = self._pool(embeds=True)  # the run goes on with fresh workers
+                    top_up()
+                    continue
                 for future in done:
+                    del running[future]
                     top_up()
                     yield from future.result()
                 top_up()  # tasks pushed while the last results were handled
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _isolated(self, tasks: list[Task], embeds: bool) -> Iterator[Prepared]:
+        """Tasks that were in flight in a worker that died, each read again alone: only the culprit fails."""
+        reader = IsolatedReader(self._initargs(embeds, threads=max(1, self.workers * self.threads)), embeds)
+        try:
+            for task in tasks:
+                yield reader.read(task)
+        finally:
+            reader.close()
+
     def _pool(self, embeds: bool) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-            initargs=(self.space.spec, self.known, self.durations, os.getpid(), embeds, self.threads),
-        )
+        with workers_in_own_group():  # (its resource tracker starts here)
+            return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_init_worker, initargs=self._initargs(embeds, self.threads))
+
+    def _initargs(self, embeds: bool, threads: int) -> tuple[Any, ...]:
+        return (self.space.spec, self.known, self.durations, os.getpid(), embeds, threads)
+
+    def _submit(self, pool: ProcessPoolExecutor, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
+        """``pool.submit``; while the pool may still start workers (it does so on submit), in their own group."""
+        if len(getattr(pool, "_processes", None) or ()) >= self.workers:
+            return pool.submit(fn, arg)
+        with workers_in_own_group():
+            return pool.submit(fn, arg)
+
+
+def _broken(future: Future[Any]) -> bool:
+    return isinstance(future.exception(), BrokenProcessPool)
+
+
+def _settle(pool: ProcessPoolExecutor, running: dict[Future[Any], Any]) -> tuple[list[Any], list[Any]]:
+    """After a worker died: (the results that came back, the tasks of every future lost with it).
+
+    A dead worker breaks the whole pool, so every future still in flight ends, most with BrokenProcessPool.
+    """
+    wait(running)
+    pool.shutdown(wait=True)
+    results = [future.result() for future in running if not _broken(future)]
+    suspects = [task for future, task in running.items() if _broken(future)]
+    running.clear()
+    return results, suspects
 
 
 _space: Space | None = None
 _known: set[tuple[str, Modality]] = set()
 _durations: frozenset[Modality] = frozenset()
+_read_hook: Callable[[str], None] | None = None
 
 
 def _init_worker(spec: dict[str, Any], known: set[tuple[str, Modality]], durations: frozenset[Modality],
                  parent: int, embeds: bool = False, threads: int = 1) -> None:
-    global _space, _known, _durations
+    global _space, _known, _durations, _read_hook
     # Ctrl-C is the main process's to handle: it commits what is done and stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
@@ -374,6 +432,7 @@ def _init_worker(spec: dict[str, Any], known: set[tuple[str, Modality]], duratio
     _space = space_from_spec(spec)
     _known = known
     _durations = durations
+    _read_hook = load_read_hook()
 
 
 def _die_with_parent(parent: int) -> None:
@@ -398,11 +457,21 @@ def _die_with_parent(parent: int) -> None:
 
 def _run_task(task: Task) -> Prepared:
     assert _space is not None
-    return prepare_task(task, _space, _known, durations=_durations)
+    return _prepare_in_worker(task)
 
 
 def _run_batch(tasks: list[Task]) -> list[Prepared]:
     assert _space is not None
-    results = [prepare_task(task, _space, _known, durations=_durations) for task in tasks]
+    results = [_prepare_in_worker(task) for task in tasks]
     embed_results(_space, tasks, results)
     return results
+
+
+def _prepare_in_worker(task: Task) -> Prepared:
+    assert _space is not None
+    if _read_hook is not None:  # (the test seam; an exception of its own fails the file as a loader's would)
+        try:
+            _read_hook(task.path)
+        except Exception as exc:
+            return Prepared(task.index, chunk=task.chunk, reason=describe(exc))
+    return prepare_task(task, _space, _known, durations=_durations)

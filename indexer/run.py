@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -11,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from bindsearch.errors import BindsearchError, SpaceError, UsageError
+from bindsearch.errors import BindsearchError, DiskFullError, SpaceError, UsageError
 from bindsearch.library import Library, LibraryWriter, StoredItem
+from bindsearch.library.disk_space import disk_full_message, disk_is_full
 from bindsearch.library.schema import STATUS_OK, STATUS_SKIPPED, UNKNOWN_DURATION
 from bindsearch.modality import Modality
 from bindsearch.windows import WINDOWED, WindowSettings, chunks, file_windows, pool_windows, window_times
@@ -28,8 +30,11 @@ from .pipeline import (
     embed_or_each,
     prepare_task,
 )
+from .memory import WORKER_BYTES, available_memory, workers_memory_allows
 from .report import IndexObserver, IndexReport
 from .scan import FoundFile, scan
+
+log = logging.getLogger("bindsearch")
 
 # Staged metadata changes (touches, moves, failures) are committed at least this often.
 _MAX_STAGED = 1000
@@ -117,20 +122,27 @@ def index_paths(
 
     report = IndexReport()
     started = time.monotonic()
-    with library.writer() as writer:
-        if windows is not None and library.set_window_settings(windows):
-            report.window_settings_changed = True
-        run = _Run(library, writer, report, observer, batch_size, workers,
-                   _auto_tagger(space, auto_tag) if auto_tag else None)
-        try:
-            run.execute(roots, forced)
-        except KeyboardInterrupt:
-            report.interrupted = True
-            writer.commit()
-        except BindsearchError:
-            writer.commit()  # keep what is done (failures, moves) before giving up
-            raise
-        observer.phase("saving")
+    try:
+        with library.writer() as writer:
+            if windows is not None and library.set_window_settings(windows):
+                report.window_settings_changed = True
+            run = _Run(library, writer, report, observer, batch_size, workers,
+                       _auto_tagger(space, auto_tag) if auto_tag else None)
+            try:
+                run.execute(roots, forced)
+            except KeyboardInterrupt:
+                report.interrupted = True
+                writer.commit()
+            except BindsearchError:
+                writer.commit()  # keep what is done (failures, moves) before giving up
+                raise
+            observer.phase("saving")
+    except Exception as exc:
+        # A batch's transaction is all or nothing, and a FAISS file not written is rebuilt from SQLite.
+        if not isinstance(exc, BindsearchError) and disk_is_full(exc, library.path):
+            kept = "every batch committed before is kept, the one being written is not"
+            raise DiskFullError(disk_full_message(library.path, kept)) from None
+        raise
     report.seconds = time.monotonic() - started
     return report
 
@@ -287,10 +299,25 @@ class _Run:
                 threads = max(1, (os.cpu_count() or 1) // workers)
         elif workers is None:
             workers = default_workers()
+        if workers > 0:
+            workers, threads = self._memory_capped(workers, threads, embed)
         known = self.library.known_hashes({f.modality for f, _ in work}) if work else set()
         return Preparer(self.space, known, workers, window=self.batch_size + 4 * max(workers, 1),
                         durations=WINDOWED, embed=embed, threads=threads,
                         batch_size=lambda m: _batch_size(m, self.batch_size))
+
+    def _memory_capped(self, workers: int, threads: int, embed: bool) -> tuple[int, int]:
+        """Fewer workers when the free memory does not hold them all (each embedding one gets more threads)."""
+        available = available_memory()
+        allowed = workers_memory_allows(workers, available)
+        if allowed == workers:
+            return workers, threads
+        if self.workers is not None:  # asked for: say why it is not done
+            log.warning("%d workers lowered to %d: each needs about %.2f GB and %.1f GB of memory are free",
+                        workers, allowed, WORKER_BYTES / 1e9, (available or 0) / 1e9)
+        if embed:
+            threads = max(threads, (os.cpu_count() or 1) // allowed)
+        return allowed, threads
 
     def _handle(self, f: FoundFile, old: StoredItem | None, result: Prepared, gone: dict, gone_by_hash: dict) -> None:
         if result.vanished:

@@ -75,8 +75,14 @@ def _walk(top: str, forced: Modality | None, excluded: set, visited: set, result
     stack = [top]
     while stack:
         folder = stack.pop()
-        key = _dir_key(folder)
-        if key is None or key in visited or key in excluded:
+        try:
+            st = os.stat(folder)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:  # (deleted while we walked: nothing to record)
+                result.unreadable_dirs.append((folder, _reason(exc)))
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in visited or key in excluded:
             continue
         visited.add(key)
         try:
@@ -118,7 +124,11 @@ def _walk(top: str, forced: Modality | None, excluded: set, visited: set, result
             if not s_isreg(st.st_mode):
                 add(FoundFile(path, modality, 0, 0, "not a regular file"))
                 continue
-            add(FoundFile(path, modality, st.st_size, st.st_mtime_ns))
+            mtime_ns = st.st_mtime_ns
+            if not _MIN_MTIME_NS <= mtime_ns <= _MAX_MTIME_NS:
+                add(FoundFile(path, modality, 0, 0, _mtime_out_of_range(mtime_ns)))
+                continue
+            add(FoundFile(path, modality, st.st_size, mtime_ns))
         stack.extend(reversed(subfolders))
 
 
@@ -158,7 +168,22 @@ def _add_file(path: str, forced: Modality | None, result: ScanResult, named: boo
     if not stat.S_ISREG(st.st_mode):
         result.add(FoundFile(path, modality, 0, 0, "not a regular file"))
         return
+    if not _MIN_MTIME_NS <= st.st_mtime_ns <= _MAX_MTIME_NS:
+        result.add(FoundFile(path, modality, 0, 0, _mtime_out_of_range(st.st_mtime_ns)))
+        return
     result.add(FoundFile(path, modality, st.st_size, st.st_mtime_ns))
+
+
+# The library records mtimes as nanoseconds in a signed 64-bit integer (SQLite's), which spans the
+# years 1677 to 2262. A file dated outside them (a clock gone wrong, ``touch -d 2300-01-01``) fails
+# alone in the scan: stored, it would fail the whole batch it was committed with, on every run.
+_MAX_MTIME_NS = 2**63 - 1
+_MIN_MTIME_NS = -(2**63)
+
+
+def _mtime_out_of_range(mtime_ns: int) -> str:
+    when = "after 2262" if mtime_ns > 0 else "before 1677"
+    return f"its modification time lies {when}, which cannot be recorded; give it a real date (touch FILE)"
 
 
 def _stat_failed(path: str, modality: Modality, exc: OSError, result: ScanResult, named: bool) -> None:
@@ -186,4 +211,6 @@ def _reason(exc: OSError) -> str:
         return "symbolic link loop"
     if exc.errno == errno.ENOENT:
         return "no such file or folder"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "its path is longer than the system allows (PATH_MAX)"
     return exc.strerror or str(exc)

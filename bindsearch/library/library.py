@@ -21,12 +21,13 @@ import numpy as np
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from ..errors import LibraryError, LibraryLockedError, SpaceMismatchError, UsageError
+from ..errors import DiskFullError, LibraryError, LibraryLockedError, SpaceMismatchError, UsageError
 from ..modality import Modality
 from ..paths import default_library_path
 from ..spaces import Space, load_space
 from ..spaces.registry import space_from_spec
 from ..vectors import from_blobs
+from .disk_space import disk_full_message, disk_is_full
 from ..windows import WINDOWED, WindowSettings
 from .lock import WriterLock
 from .migrations import migrate
@@ -156,6 +157,8 @@ class Library:
                     meta["schema_version"] = str(SCHEMA_VERSION)
         except (DatabaseError, OperationalError) as exc:
             engine.dispose()
+            if disk_is_full(exc, folder):  # SQLite needs room for its journal even to read
+                raise DiskFullError(disk_full_message(folder, "nothing was changed")) from None
             raise LibraryError(f"{db_path} is not a readable bindsearch library ({_sql_reason(exc)})") from None
         if "space_spec" not in meta:
             engine.dispose()
@@ -223,7 +226,9 @@ class Library:
             shutil.rmtree(staging, ignore_errors=True)
             if (folder / DB_FILE).exists():  # another process created it first: use theirs
                 return cls.open(folder, space)
-            reason = getattr(exc, "strerror", None) or exc
+            if disk_is_full(exc, folder.parent):
+                raise DiskFullError(disk_full_message(folder, "no library was made")) from None
+            reason = getattr(exc, "strerror", None) or _sql_reason(exc)
             raise LibraryError(f"cannot create a library at {folder}: {reason}") from None
         return cls(folder, _engine(folder / DB_FILE), meta, space)
 

@@ -100,10 +100,14 @@ class VectorIndex:
 
         folder = os.path.dirname(path) or "."
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".faiss", dir=folder)
-        os.close(fd)
         try:
-            faiss.write_index(self.index, tmp)
-            with open(tmp, "rb+") as f:
+            with os.fdopen(fd, "wb") as f:
+                # Through Python's file, so that a failed write (a full disk) raises OSError: FAISS's own
+                # writer only prints a failed close, and a cut file would be renamed into place.
+                writer = faiss.PyCallbackIOWriter(f.write)
+                faiss.write_index(self.index, writer)
+                del writer
+                f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
