@@ -1,9 +1,9 @@
 """ImageBind input transforms: equal to the reference's on the conformance fixture, and sound on synthetic media.
 
 The fixture (``imagebind-tiny``) holds, for each media file and text, the
-tensor the official transforms produced. It is looked for next to the
-repository (``<repo>/../shared/fixtures/imagebind-tiny``) or in the folder
-named by ``BINDSEARCH_FIXTURES``; the tests that need it skip without it.
+tensor the official transforms produced. It ships in
+``tests/fixtures/imagebind-tiny``; ``BINDSEARCH_FIXTURES`` names another
+folder holding an ``imagebind-tiny`` copy.
 Everything else runs on media generated here.
 """
 
@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _fixture_dir() -> Path:
     base = os.environ.get("BINDSEARCH_FIXTURES")
-    root = Path(base) if base else REPO.parent / "shared" / "fixtures"
+    root = Path(base) if base else REPO / "tests" / "fixtures"
     return root / "imagebind-tiny"
 
 
