@@ -120,7 +120,8 @@ def run_index_cli(prefix: list[str], *args: object) -> tuple[dict, subprocess.Co
     return report, done
 
 
-FIXTURES = Path(os.environ.get("BINDSEARCH_FIXTURES") or REPO.parent / "shared" / "fixtures")
+# The conformance fixture ships in tests/fixtures; BINDSEARCH_FIXTURES points at another copy of that folder.
+FIXTURES = Path(os.environ.get("BINDSEARCH_FIXTURES") or REPO / "tests" / "fixtures")
 IMAGEBIND_TINY = FIXTURES / "imagebind-tiny"
 
 

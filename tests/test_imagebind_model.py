@@ -2,8 +2,8 @@
 
 The fixture (``imagebind-tiny``) holds a small random-weight checkpoint in the
 official format and, for every case, the official model's input and output.
-It is looked up at ``<repo>/../shared/fixtures/imagebind-tiny``, or under the
-folder named by ``BINDSEARCH_FIXTURES``; without it these tests are skipped.
+It ships in ``tests/fixtures/imagebind-tiny``; ``BINDSEARCH_FIXTURES`` names
+another folder holding an ``imagebind-tiny`` copy.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 from bindsearch.models.imagebind import MODALITIES, ImageBindConfig, ImageBindModel, load_imagebind
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(os.environ.get("BINDSEARCH_FIXTURES") or REPO.parent / "shared" / "fixtures")
+FIXTURES = Path(os.environ.get("BINDSEARCH_FIXTURES") or REPO / "tests" / "fixtures")
 TINY = FIXTURES / "imagebind-tiny"
 CLIP_KINDS = {"audio", "video"}  # outputs are means of scaled clip embeddings, not of the scale's norm
 MIN_COSINE = 0.9999
@@ -69,6 +70,19 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 
 
 # -- conformance ---------------------------------------------------------------
+
+
+def test_fixture_ships_in_the_repository() -> None:
+    # A fresh clone must run the conformance tests, not skip them: every file they read is committed.
+    shipped = REPO / "tests" / "fixtures" / "imagebind-tiny"
+    manifest = json.loads((shipped / "manifest.json").read_text())
+    needed = {"README.md", "config.json", "model.pth", "expected.safetensors", "manifest.json"}
+    needed |= {case["file"] for case in manifest["cases"] if "file" in case}
+    tracked = subprocess.run(["git", "ls-files", "--", "tests/fixtures/imagebind-tiny"], cwd=REPO,
+                             capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert needed <= {name.removeprefix("tests/fixtures/imagebind-tiny/") for name in tracked}
+    assert len(manifest["cases"]) == len(_cases()) and all(not param.marks for param in _cases())
+
 
 
 @pytest.mark.parametrize("case", _cases())

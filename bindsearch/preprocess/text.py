@@ -1,8 +1,9 @@
 """Strings to the (n, 77) int64 token ids the ImageBind text encoder takes.
 
-The tokenizer is CLIP's byte-pair encoding (the vocabulary open_clip ships),
-with CLIP's text cleaning (ftfy fix, HTML unescape, whitespace collapse,
-lower case). Each row is: start token, the text's tokens, end token, zeros.
+The tokenizer is CLIP's byte-pair encoding (``clip_bpe.py``, on the vocabulary
+open_clip ships), with CLIP's text cleaning (ftfy fix, HTML unescape,
+whitespace collapse, lower case). Each row is: start token, the text's tokens,
+end token, zeros.
 A text too long for the context keeps its first tokens and ends with the end
 token, because the encoder reads its summary at the end token's position.
 """
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .clip_bpe import ClipBPE
+
 CONTEXT_LENGTH = 77
 START_TOKEN = 49406  # <start_of_text>
 END_TOKEN = 49407  # <end_of_text>
@@ -21,15 +24,13 @@ VOCAB_SIZE = 49408
 
 
 @functools.lru_cache(maxsize=1)
-def _tokenizer():
-    """open_clip's CLIP BPE tokenizer, built once (reading its vocabulary takes a fraction of a second)."""
-    import open_clip  # imported late: it pulls in a lot and is only needed for text
-
-    tok = open_clip.SimpleTokenizer()
+def _tokenizer() -> ClipBPE:
+    """CLIP's BPE tokenizer, built once (reading its vocabulary takes a fraction of a second)."""
+    tok = ClipBPE()
     # Guard against a vocabulary whose special tokens moved: the model's embedding table expects these ids.
-    if (tok.sot_token_id, tok.eot_token_id) != (START_TOKEN, END_TOKEN):
+    if (tok.start_id, tok.end_id) != (START_TOKEN, END_TOKEN):
         raise RuntimeError(
-            f"unexpected CLIP tokenizer special ids {tok.sot_token_id}, {tok.eot_token_id}"
+            f"unexpected CLIP tokenizer special ids {tok.start_id}, {tok.end_id}"
             f" (expected {START_TOKEN}, {END_TOKEN})"
         )
     return tok

@@ -16,6 +16,7 @@ import copy
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -225,6 +226,8 @@ class OpenClipSpace(Space):
         import open_clip
         import torch
 
+        from ..models.state_file import code_in_pickle, load_error_message, load_failure
+
         checkpoint = self._checkpoint_path()
         config = copy.deepcopy(self.model_config)
         custom_text = config.pop("custom_text", False) or "hf_model_name" in config.get("text_cfg", {})
@@ -247,9 +250,13 @@ class OpenClipSpace(Space):
             )
         else:
             try:
-                open_clip.load_checkpoint(model, checkpoint, strict=True, weights_only=True)
+                with warnings.catch_warnings():  # torch's pickle-protocol warning precedes a refusal said below
+                    warnings.simplefilter("ignore", UserWarning)
+                    open_clip.load_checkpoint(model, checkpoint, strict=True, weights_only=True)
             except Exception as exc:  # torch raises a variety of types for bad checkpoints
-                raise SpaceError(f"cannot load checkpoint {checkpoint} into {self.name}: {first_line(exc)}") from None
+                if code_in_pickle(exc):
+                    raise SpaceError(load_error_message(checkpoint, exc)) from None
+                raise SpaceError(f"cannot load checkpoint {checkpoint} into {self.name}: {load_failure(exc)}") from None
         model.eval()
         return model.to(self.device)
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
+from ..state_file import load_tensors_only
 from .towers import PART_GROUPS, Tower
 
 _SHOW = 5  # keys listed in an error message before "and N more"
@@ -28,17 +29,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Mapping[str, torch.Tensor]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ImageBind checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as mmap_error:
-        # Only zip-format files (torch.save's default since 1.6) can be
-        # memory-mapped; an older file still loads, just into memory.
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(
-                f"cannot read {path} as a PyTorch state_dict ({_first_line(exc) or _first_line(mmap_error)}); "
-                "expected the official ImageBind checkpoint, e.g. imagebind_huge.pth"
-            ) from exc
+        state = load_tensors_only(path)  # an older, non-zip file loads too, into memory instead of mapped
+    except ValueError as exc:
+        raise ValueError(f"{exc}; expected the official ImageBind checkpoint, e.g. imagebind_huge.pth") from None
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
@@ -98,7 +91,3 @@ def _listing(items: list[str]) -> str:
     shown = ", ".join(items[:_SHOW])
     return shown if len(items) <= _SHOW else f"{shown}, and {len(items) - _SHOW} more"
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
