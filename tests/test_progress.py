@@ -64,7 +64,7 @@ def test_one_bar_per_modality_with_its_counts():
     assert "embedding" in lines[0] and "450/1000 files" in lines[0]
     assert re.search(r"\b350/700\b", bar_line(lines, "image"))
     assert re.search(r"\b100/300\b", bar_line(lines, "audio"))
-    assert "files/s" in bar_line(lines, "image")  # many samples: a rate and a time left
+    assert "files/s" not in bar_line(lines, "image")  # all within milliseconds: too soon to tell a rate
     assert not any("video" in line for line in lines)
 
 
@@ -82,6 +82,23 @@ def test_live_display_draws_on_the_given_console():
     assert "saving  4/4 files" in drawn
     assert "imu" not in drawn
     assert console.file.getvalue().endswith("\x1b[2K")  # transient: the last frame is erased
+
+
+def test_rate_and_time_left_wait_for_a_second_of_files_after_the_first_batch():
+    progress = RichIndexProgress(console=terminal())
+    progress.started(200, {"image": 200})
+    progress.advanced(32, "image")  # the first batch, after the model loaded: it starts the clock
+    progress.advanced(32, "image")  # a second worker's first batch, a moment later
+    line = bar_line(snapshot(progress), "image")
+    assert "files/s" not in line and not re.search(r"\d:\d\d:\d\d", line), line  # not "1136 files/s, 0:00:01"
+
+    time.sleep(1.2)
+    progress.advanced(32, "image")
+    line = bar_line(snapshot(progress), "image")
+    rate = float(re.search(r"([\d.]+) files/s", line).group(1))
+    assert 64 / 10 < rate < 64 / 1.2  # 64 files after the first batch, in the 1.2 s (and the frame's delay) since
+    hours, minutes, seconds = map(int, re.search(r"(\d+):(\d\d):(\d\d)", line).groups())
+    assert abs(hours * 3600 + minutes * 60 + seconds - 104 / rate) <= 1  # the 104 files left at that rate
 
 
 def test_a_total_without_a_split_gets_one_bar():
