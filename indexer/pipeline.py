@@ -39,6 +39,7 @@ from bindsearch.spaces import Space
 from bindsearch.spaces.registry import space_from_spec
 
 from .hashing import content_hash
+from .worker_logs import WorkerLogs, forward_to
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,8 @@ class Preparer:
         if self.embeds:
             yield from self._run_embedding(queue)
             return
-        pool = self._pool(embeds=False)
+        logs = WorkerLogs(_SPAWN)
+        pool = self._pool(embeds=False, logs=logs)
         running: set[Future[Prepared]] = set()
 
         def top_up() -> None:
@@ -319,9 +321,11 @@ class Preparer:
                 top_up()  # tasks pushed while the last result was handled
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            logs.close()
 
     def _run_embedding(self, queue: TaskQueue) -> Iterator[Prepared]:
-        pool = self._pool(embeds=True)
+        logs = WorkerLogs(_SPAWN)
+        pool = self._pool(embeds=True, logs=logs)
         batches = Batcher(queue, self.batch_size)
         running: set[Future[list[Prepared]]] = set()
 
@@ -340,12 +344,17 @@ class Preparer:
                 top_up()  # tasks pushed while the last results were handled
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            logs.close()
 
-    def _pool(self, embeds: bool) -> ProcessPoolExecutor:
+    def _pool(self, embeds: bool, logs: WorkerLogs) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-            initargs=(self.space.spec, self.known, self.durations, os.getpid(), embeds, self.threads),
+            self.workers, mp_context=_SPAWN, initializer=_init_worker,
+            initargs=(self.space.spec, self.known, self.durations, os.getpid(), embeds, self.threads,
+                      logs.queue, logs.level),
         )
+
+
+_SPAWN = multiprocessing.get_context("spawn")
 
 
 _space: Space | None = None
@@ -354,8 +363,11 @@ _durations: frozenset[Modality] = frozenset()
 
 
 def _init_worker(spec: dict[str, Any], known: set[tuple[str, Modality]], durations: frozenset[Modality],
-                 parent: int, embeds: bool = False, threads: int = 1) -> None:
+                 parent: int, embeds: bool = False, threads: int = 1, log_queue: Any = None,
+                 log_level: int = 0) -> None:
     global _space, _known, _durations
+    if log_queue is not None:  # first: warnings of the imports below go there too
+        forward_to(log_queue, log_level)
     # Ctrl-C is the main process's to handle: it commits what is done and stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)

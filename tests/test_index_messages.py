@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from bindsearch.cli.render import index_summary
 from bindsearch.indexer import IndexReport
+from bindsearch.indexer.worker_logs import WorkerLogs, forward_to
 from helpers import REPO, TINY_SPACE_FILE, draw_image, write_video
 
 TINY_IMAGEBIND = REPO / "examples" / "tiny-imagebind.json"
@@ -76,3 +80,56 @@ def test_media_the_space_has_no_encoder_for_is_called_unembeddable(tmp_path: Pat
 def test_both_kinds_of_skip_are_told_apart_in_the_summary() -> None:
     summary = index_summary(IndexReport(added=3, skipped=3, unsupported=2))
     assert "skipped 3 (2 nothing this space can embed, 1 nothing to embed in them)" in summary
+
+
+def test_the_random_weights_warning_is_said_once_per_command(tmp_path: Path) -> None:
+    library = tmp_path / "lib"
+    # Two workers, each building its own copy of the random model, and each warning.
+    done = bindsearch_cli("index", REPO / "examples" / "media", "--space", TINY_IMAGEBIND, "--library", library,
+                          "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("RANDOM weights") == 1, done.stderr
+    assert done.stderr.startswith("warning: space imagebind:random(seed=0) has RANDOM weights"), done.stderr
+    for _ in range(2):  # and once per query, every query
+        query = bindsearch_cli("query", "--text", "a rocket", "--image", REPO / "examples" / "media" / "cat.jpg",
+                               "--library", library)
+        assert query.returncode == 0, query.stderr
+        assert query.stderr.count("RANDOM weights") == 1, query.stderr
+
+
+def _warn_as_a_worker(queue: object, level: int) -> None:
+    forward_to(queue, level)
+    logging.getLogger("bindsearch").warning("the same warning from every worker")
+    logging.getLogger("bindsearch").info("a note below the level asked for")
+    warnings.warn("a library's own warning,\nover two lines", UserWarning, stacklevel=1)
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_worker_warnings_reach_this_process_once_each_and_not_its_stderr(capfd) -> None:
+    logger = logging.getLogger("bindsearch")
+    collect, level = _Collect(), logger.level
+    logger.addHandler(collect)
+    logger.setLevel(logging.WARNING)
+    try:
+        spawn = multiprocessing.get_context("spawn")
+        logs = WorkerLogs(spawn)
+        workers = [spawn.Process(target=_warn_as_a_worker, args=(logs.queue, logs.level)) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+            assert worker.exitcode == 0
+        logs.close()
+    finally:
+        logger.removeHandler(collect)
+        logger.setLevel(level)
+    assert collect.messages == ["the same warning from every worker", "UserWarning: a library's own warning,"]
+    assert capfd.readouterr().err == ""  # nothing written by the workers themselves

@@ -6,6 +6,8 @@ import io
 import os
 import re
 import select
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -175,3 +177,44 @@ def test_index_in_a_terminal_shows_each_modality(tmp_path):
         assert any(re.match(rf"\s+{modality}\s.*\s(\d+)/\1\s", line) for line in lines), (modality, drawn)
     assert "loading model" in drawn
     assert re.search(r"added [1-9]", drawn)  # the summary follows the erased display
+
+
+def run_in_tmux(args: list[str], env: dict[str, str], timeout: float = 600) -> list[str]:
+    """Run a command in a tmux window of 110 x 40; returns the screen once it ended, with its exit status last."""
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed")
+    server = ["tmux", "-L", f"bindsearch-test-{os.getpid()}"]  # a server of its own
+    command = shlex.join(["env", *(f"{k}={v}" for k, v in env.items()), *args])
+    subprocess.run([*server, "new-session", "-d", "-x", "110", "-y", "40", f"{command}; echo exit $?; sleep 600"],
+                   check=True, timeout=30)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = subprocess.run([*server, "capture-pane", "-p"], capture_output=True, text=True,
+                                    check=True, timeout=30).stdout.rstrip().splitlines()
+            if screen and re.fullmatch(r"exit \d+", screen[-1]):
+                return screen
+            time.sleep(1)
+        raise AssertionError(f"still running after {timeout} s:\n" + "\n".join(screen))
+    finally:
+        subprocess.run([*server, "kill-server"], timeout=30)
+
+
+def test_worker_warnings_are_shown_once_above_the_display_in_tmux(tmp_path):
+    env = {"BINDSEARCH_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "BINDSEARCH_CACHE": str(tmp_path / "cache"),
+           "PATH": os.environ["PATH"]}
+    screen = run_in_tmux(
+        [sys.executable, "-m", "bindsearch.cli", "index", str(REPO / "examples" / "media"), "--workers", "2",
+         "--space", str(REPO / "examples" / "tiny-imagebind.json"), "--library", str(tmp_path / "lib")],
+        env,
+    )
+    text = "\n".join(screen)
+    assert screen[-1] == "exit 0", text
+    # Each worker builds the random model and warns: one warning on the screen, printed by this process.
+    assert text.count("RANDOM weights") == 1, text
+    assert screen[0].startswith("warning: space imagebind:random(seed=0) has RANDOM weights"), text
+    # The display was erased whole: no frame of it left between or after the lines printed.
+    assert not any(frame in text for frame in ("loading model", "reading files", "embedding", "/14 files")), text
+    assert not any(line[:1] in _SPINNER_FRAMES for line in screen if line), text
+    assert re.search(r"^added 14, ", text, flags=re.M), text
