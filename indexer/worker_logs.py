@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import queue
 import threading
 import warnings
 from multiprocessing.context import BaseContext
@@ -44,20 +45,30 @@ class WorkerLogs:
         self.queue = context.Queue()
         self.level = logging.getLogger(_LOGGER).getEffectiveLevel()
         self._seen: set[tuple[int, str]] = set()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._log_each_once, daemon=True, name="worker-logs")
         self._thread.start()
 
     def _log_each_once(self) -> None:
         logger = logging.getLogger(_LOGGER)
-        while (record := self.queue.get()) is not None:
+        while True:
+            try:
+                record = self.queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():  # asked to stop, and all that was sent is read
+                    return
+                continue
             key = (record.levelno, record.getMessage())
             if key not in self._seen:
                 self._seen.add(key)
                 logger.handle(record)
 
     def close(self) -> None:
-        """Log what the ended workers sent, then stop (their records were all sent before they exited)."""
-        self.queue.put(None)
+        """Log what the ended workers sent (all of it was sent before they exited), then stop.
+
+        No end marker goes through the queue: a worker killed while it wrote would hold the
+        queue's write lock for good, and the marker would never arrive.
+        """
+        self._stop.set()
         self._thread.join()
         self.queue.close()
-        self.queue.join_thread()
