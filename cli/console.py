@@ -55,17 +55,31 @@ def handles_errors(command: F) -> F:
 
 
 class _StderrHandler(logging.Handler):
-    """bindsearch's log warnings (random weights, rebuilt indexes) as one yellow line each."""
+    """bindsearch's log warnings (random weights, rebuilt indexes) as one yellow line each, each once
+    per command: the main process and each worker may say the same (each builds its own model)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: set[tuple[int, str]] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if (record.levelno, message) in self.shown:
+            return
+        self.shown.add((record.levelno, message))
         level = "warning" if record.levelno >= logging.WARNING else "note"
-        err.print(f"[yellow]{level}:[/] {_escape(record.getMessage())}")
+        # Printed through the console, a line goes above a live progress display rather than through it.
+        err.print(f"[yellow]{level}:[/] {_escape(message)}")
 
 
 def setup_logging() -> None:
+    """Called at the start of every command: what an earlier command (in the same process) said is said again."""
     logger = logging.getLogger("bindsearch")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+    handlers = [h for h in logger.handlers if isinstance(h, _StderrHandler)]
+    if not handlers:
         logger.addHandler(_StderrHandler())
+    for handler in handlers:
+        handler.shown.clear()
     logger.setLevel(logging.INFO)
     logger.propagate = False
 

@@ -2,14 +2,19 @@
 
 One line names the phase with a spinner (loading a model can take tens of
 seconds with nothing else moving); once the files to read are known, one bar
-per modality follows it: done of total, files per second and time left.
+per modality follows it: done of total, files per second and time left,
+measured from the modality's first files done (not from the start, which loads
+a model) and left blank until enough files and time tell them.
 """
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from types import TracebackType
 
 from bindsearch.indexer import IndexObserver
+from bindsearch.indexer.rates import RateClock, seconds_left
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress import (
@@ -20,7 +25,6 @@ from rich.progress import (
     Task,
     TaskID,
     TextColumn,
-    TimeRemainingColumn,
 )
 from rich.spinner import Spinner
 from rich.text import Text
@@ -34,15 +38,41 @@ _ALL = "files"
 class _RateColumn(ProgressColumn):
     """Files per second, worked out when a frame is drawn rather than on every file."""
 
+    def __init__(self, clocks: dict[TaskID, RateClock]) -> None:
+        super().__init__()
+        self.clocks = clocks
+
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
+        speed = _rate(self.clocks, task)
         return Text(f"{speed:.1f} files/s" if speed else "", style="progress.data.speed")
+
+
+class _TimeLeftColumn(ProgressColumn):
+    """The time the files left take at the rate shown; blank while there is no rate."""
+
+    def __init__(self, clocks: dict[TaskID, RateClock]) -> None:
+        super().__init__()
+        self.clocks = clocks
+
+    def render(self, task: Task) -> Text:
+        remaining = max(0, int((task.total or 0) - task.completed))
+        left = seconds_left(remaining, _rate(self.clocks, task))
+        shown = "" if left is None else str(timedelta(seconds=round(left)))
+        return Text(shown, style="progress.remaining")
+
+
+def _rate(clocks: dict[TaskID, RateClock], task: Task) -> float | None:
+    # A modality still in progress is measured up to now, so that its rate falls while nothing comes.
+    clock = clocks.get(task.id)
+    if clock is None:
+        return None
+    return clock.rate() if task.finished else clock.rate(time.monotonic())
 
 
 class RichIndexProgress(IndexObserver):
     """The phase with a spinner, then a bar per modality; transient: gone when the run ends.
 
-    ``advanced`` only bumps one task's counter: speeds, times and the total are
+    ``advanced`` only bumps one task's counter and notes the time: speeds, times and the total are
     computed when a frame is drawn (a few times a second), not per file.
     The display itself is ``__rich__``, so it can be printed for a snapshot.
     """
@@ -52,13 +82,16 @@ class RichIndexProgress(IndexObserver):
         self._phase = "scanning"
         self._total = 0
         self._spinner = Spinner("dots", style="progress.spinner")
+        # Per bar: its files done so far, and the clock its rate and time left are read from.
+        self._done: dict[TaskID, int] = {}
+        self._clocks: dict[TaskID, RateClock] = {}
         # The leading spaces set the modality names under the phase name, past the spinner.
         self._bars = Progress(
             TextColumn("  {task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            _RateColumn(),
-            TimeRemainingColumn(),
+            _RateColumn(self._clocks),
+            _TimeLeftColumn(self._clocks),
             console=console,
         )
         self._tasks: dict[str, TaskID] = {}
@@ -96,3 +129,5 @@ class RichIndexProgress(IndexObserver):
         task = self._tasks.get(modality or _ALL, self._tasks.get(_ALL))
         if task is not None:
             self._bars.advance(task, n)
+            self._done[task] = self._done.get(task, 0) + n
+            self._clocks.setdefault(task, RateClock()).done(self._done[task], time.monotonic())

@@ -127,15 +127,30 @@ def index_summary(report: IndexReport) -> str:
         f"failed {report.failed}",
     ]
     if report.skipped:
-        parts.append(f"skipped {report.skipped} (nothing this space can embed)")
+        parts.append(f"skipped {report.skipped} ({_skipped_why(report)})")
     summary = ", ".join(parts) + f" in {report.seconds:.1f} s"
     if report.rates:
-        summary += "\nembedded " + ", ".join(f"{m} {r:.1f} files/s" for m, r in report.rates.items())
+        summary += "\nembedded " + ", ".join(f"{m} {_rate(r)}" for m, r in report.rates.items())
     if report.windows:
         summary += "\ntime windows " + ", ".join(f"{m} {n}" for m, n in report.windows.items())
     if report.window_settings_changed:
         summary += "\nnew window settings: audio and video were read again"
     return summary
+
+
+def _rate(files_per_second: float | None) -> str:
+    # None: too few files, or too short a time, after the first batch to tell a rate.
+    return "n/a" if files_per_second is None else f"{files_per_second:.1f} files/s"
+
+
+def _skipped_why(report: IndexReport) -> str:
+    """Why files were skipped: the space cannot embed their modality, or they hold nothing of it."""
+    unsupported, empty = report.unsupported, report.skipped - report.unsupported
+    if not empty:
+        return "nothing this space can embed"
+    if not unsupported:
+        return "nothing to embed in them, like a video without a soundtrack"
+    return f"{unsupported} nothing this space can embed, {empty} nothing to embed in them"
 
 
 def print_info(info: LibraryInfo) -> None:

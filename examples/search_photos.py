@@ -39,4 +39,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except bindsearch.BindsearchError as exc:  # a space that cannot be had, a bad file: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

@@ -43,6 +43,7 @@ from bindsearch.spaces.registry import space_from_spec
 from .hashing import content_hash
 from .isolation import IsolatedReader, load_read_hook
 from .worker_group import workers_in_own_group
+from .worker_logs import WorkerLogs, forward_to
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,8 @@ class Preparer:
         if self.embeds:
             yield from self._run_embedding(queue)
             return
-        pool = self._pool(embeds=False)
+        logs = WorkerLogs(_SPAWN)
+        pool = self._pool(embeds=False, logs=logs)
         running: dict[Future[Prepared], Task] = {}
 
         def top_up() -> None:
@@ -321,8 +323,8 @@ class Preparer:
                 if any(_broken(future) for future in done):
                     results, suspects = _settle(pool, running)
                     yield from results
-                    yield from self._isolated(suspects, embeds=False)
-                    pool = self._pool(embeds=False)  # the run goes on with fresh workers
+                    yield from self._isolated(suspects, embeds=False, logs=logs)
+                    pool = self._pool(embeds=False, logs=logs)  # the run goes on with fresh workers
                     top_up()
                     continue
                 for future in done:
@@ -332,9 +334,11 @@ class Preparer:
                 top_up()  # tasks pushed while the last result was handled
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            logs.close()
 
     def _run_embedding(self, queue: TaskQueue) -> Iterator[Prepared]:
-        pool = self._pool(embeds=True)
+        logs = WorkerLogs(_SPAWN)
+        pool = self._pool(embeds=True, logs=logs)
         batches = Batcher(queue, self.batch_size)
         running: dict[Future[list[Prepared]], list[Task]] = {}
 
@@ -351,8 +355,8 @@ class Preparer:
                     results, suspects = _settle(pool, running)
                     for batch_results in results:
                         yield from batch_results
-                    yield from self._isolated([t for batch in suspects for t in batch], embeds=True)
-                    pool = self._pool(embeds=True)  # the run goes on with fresh workers
+                    yield from self._isolated([t for batch in suspects for t in batch], embeds=True, logs=logs)
+                    pool = self._pool(embeds=True, logs=logs)  # the run goes on with fresh workers
                     top_up()
                     continue
                 for future in done:
@@ -362,23 +366,24 @@ class Preparer:
                 top_up()  # tasks pushed while the last results were handled
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            logs.close()
 
-    def _isolated(self, tasks: list[Task], embeds: bool) -> Iterator[Prepared]:
+    def _isolated(self, tasks: list[Task], embeds: bool, logs: WorkerLogs) -> Iterator[Prepared]:
         """Tasks that were in flight in a worker that died, each read again alone: only the culprit fails."""
-        reader = IsolatedReader(self._initargs(embeds, threads=max(1, self.workers * self.threads)), embeds)
+        reader = IsolatedReader(self._initargs(embeds, max(1, self.workers * self.threads), logs), embeds)
         try:
             for task in tasks:
                 yield reader.read(task)
         finally:
             reader.close()
 
-    def _pool(self, embeds: bool) -> ProcessPoolExecutor:
+    def _pool(self, embeds: bool, logs: WorkerLogs) -> ProcessPoolExecutor:
         with workers_in_own_group():  # (its resource tracker starts here)
-            return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_init_worker, initargs=self._initargs(embeds, self.threads))
+            return ProcessPoolExecutor(self.workers, mp_context=_SPAWN, initializer=_init_worker,
+                                       initargs=self._initargs(embeds, self.threads, logs))
 
-    def _initargs(self, embeds: bool, threads: int) -> tuple[Any, ...]:
-        return (self.space.spec, self.known, self.durations, os.getpid(), embeds, threads)
+    def _initargs(self, embeds: bool, threads: int, logs: WorkerLogs) -> tuple[Any, ...]:
+        return (self.space.spec, self.known, self.durations, os.getpid(), embeds, threads, logs.queue, logs.level)
 
     def _submit(self, pool: ProcessPoolExecutor, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
         """``pool.submit``; while the pool may still start workers (it does so on submit), in their own group."""
@@ -405,6 +410,9 @@ def _settle(pool: ProcessPoolExecutor, running: dict[Future[Any], Any]) -> tuple
     return results, suspects
 
 
+_SPAWN = multiprocessing.get_context("spawn")
+
+
 _space: Space | None = None
 _known: set[tuple[str, Modality]] = set()
 _durations: frozenset[Modality] = frozenset()
@@ -412,8 +420,11 @@ _read_hook: Callable[[str], None] | None = None
 
 
 def _init_worker(spec: dict[str, Any], known: set[tuple[str, Modality]], durations: frozenset[Modality],
-                 parent: int, embeds: bool = False, threads: int = 1) -> None:
+                 parent: int, embeds: bool = False, threads: int = 1, log_queue: Any = None,
+                 log_level: int = 0) -> None:
     global _space, _known, _durations, _read_hook
+    if log_queue is not None:  # first: warnings of the imports below go there too
+        forward_to(log_queue, log_level)
     # Ctrl-C is the main process's to handle: it commits what is done and stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)

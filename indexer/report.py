@@ -15,8 +15,10 @@ class IndexReport:
     items whose file changed and were embedded again; unchanged: same size
     and mtime (or same content); moved: files found under a new path whose
     vector was kept; removed: items whose file is gone; failed: files that
-    could not be indexed; skipped: media the space has no encoder for, and
-    files with nothing of a modality in them (a video without a soundtrack).
+    could not be indexed, each once (a video whose frames and soundtrack
+    both fail is one failed file, with the first reason); skipped: media the
+    space has no encoder for (``unsupported`` of them), and files with nothing
+    of a modality in them (a video without a soundtrack).
     """
 
     added: int = 0
@@ -26,19 +28,33 @@ class IndexReport:
     removed: int = 0
     failed: int = 0
     skipped: int = 0
+    unsupported: int = 0
     embedded: int = 0
     seconds: float = 0.0
     interrupted: bool = False
-    # Files embedded per second, per modality, over the reading and embedding phase.
-    rates: dict[str, float] = field(default_factory=dict)
+    # Files embedded per second, per modality, from its first embedded batch on (model loading left out);
+    # None when too few files or too short a time followed that batch to tell.
+    rates: dict[str, float | None] = field(default_factory=dict)
     # Time windows of long audio and video embedded, per modality.
     windows: dict[str, int] = field(default_factory=dict)
     window_settings_changed: bool = False
     errors: list[FileError] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._failed_paths = {e.path for e in self.errors}
+
     def fail(self, path: str, reason: str) -> None:
+        """Count ``path`` as failed, unless it is already (its other item failed first)."""
+        if path in self._failed_paths:
+            return
+        self._failed_paths.add(path)
         self.failed += 1
         self.errors.append(FileError(path, reason))
+
+    def skip_unsupported(self) -> None:
+        """Count a file of a modality the space has no encoder for."""
+        self.skipped += 1
+        self.unsupported += 1
 
 
 class IndexObserver:

@@ -31,6 +31,8 @@ from .pipeline import (
     prepare_task,
 )
 from .memory import WORKER_BYTES, available_memory, workers_memory_allows
+
+from .rates import RateClock
 from .report import IndexObserver, IndexReport
 from .scan import FoundFile, scan
 
@@ -178,6 +180,7 @@ class _Run:
         self.pending: dict[Modality, list[_Pending]] = {}
         self.model_used = False
         self.embedded_by_modality: dict[Modality, int] = {}
+        self.rate_clocks: dict[Modality, RateClock] = {}  # started by each modality's first embedded batch
         self.window_settings = library.window_settings
         self.queue = TaskQueue()
         self.work: list[tuple[FoundFile, StoredItem | None]] = []
@@ -211,7 +214,7 @@ class _Run:
         seen: set[tuple[str, Modality]] = set()
         for f in found.files:
             if f.modality not in modalities:
-                self.report.skipped += 1
+                self.report.skip_unsupported()
                 continue
             key = (f.path, f.modality)
             seen.add(key)
@@ -249,7 +252,6 @@ class _Run:
             by_modality[f.modality.value] = by_modality.get(f.modality.value, 0) + 1
         self.observer.started(len(work), by_modality)
         self.observer.phase("reading files")
-        started = time.monotonic()
         self.work = work
         self.queue.push_front(self._tasks(work))
         preparer = self._preparer(work)
@@ -268,8 +270,8 @@ class _Run:
         for modality in list(self.pending):
             self._flush(modality)
         self._read_durations()
-        elapsed = max(time.monotonic() - started, 1e-9)
-        self.report.rates = {m.value: round(n / elapsed, 2) for m, n in sorted(self.embedded_by_modality.items())}
+        self.report.rates = {m.value: None if (rate := clock.rate()) is None else round(rate, 2)
+                             for m, clock in sorted(self.rate_clocks.items())}
         self.report.windows = dict(sorted(self.report.windows.items()))
         for item in gone.values():
             self.writer.remove(item.id, item.modality)
@@ -401,6 +403,7 @@ class _Run:
                 self._put(p, result, windows, tags)
                 done += 1
         self.writer.commit()
+        self._clock(modality)
         if done:
             self.observer.advanced(done, modality.value)
 
@@ -461,6 +464,7 @@ class _Run:
         if state.complete and state.waiting is not None:
             if self._finish_windowed(state.waiting):
                 self.writer.commit()
+                self._clock(f.modality)
                 self.observer.advanced(1, f.modality.value)
 
     def _finish_windowed(self, p: _Pending) -> int:
@@ -498,6 +502,11 @@ class _Run:
             if self.writer.pending >= _MAX_STAGED:
                 self.writer.commit()
         self.without_duration = []
+
+    def _clock(self, modality: Modality) -> None:
+        """After a batch is stored: the modality's files embedded so far, for its rate."""
+        if embedded := self.embedded_by_modality.get(modality, 0):
+            self.rate_clocks.setdefault(modality, RateClock()).done(embedded, time.monotonic())
 
     def _count_embedded(self, old: StoredItem | None) -> None:
         if old is not None and old.status == STATUS_OK:

@@ -1,6 +1,7 @@
 """The example script and the README's Python snippet run as written."""
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -32,3 +33,13 @@ def test_readme_python_snippet_runs(tmp_path):
     probabilities = dict(ast.literal_eval(scores))
     assert label in probabilities and set(probabilities) == {"dog", "cat", "rocket"}
     assert abs(sum(probabilities.values()) - 1) < 0.01
+
+
+def test_example_script_reports_a_space_it_cannot_load_in_one_line(tmp_path):
+    env = {**os.environ, "BINDSEARCH_OFFLINE": "1", "BINDSEARCH_CACHE": str(tmp_path / "empty-cache")}
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "search_photos.py"), "imagebind-huge"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and "checkpoint is not in the cache" in line

@@ -1,8 +1,11 @@
 """Packaging: the three top-level folders install as one bindsearch package, and a checkout imports alike."""
 
+import json
+import re
 import subprocess
 import sys
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import tomllib
@@ -50,3 +53,39 @@ def test_source_checkout_imports_without_the_install_mapping():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == REPO / "indexer" / "__init__.py"
+
+
+def _install_section() -> str:
+    readme = (REPO / "README.md").read_text()
+    return readme.split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_installs_the_cpu_builds_of_the_torch_packages_first():
+    from packaging.requirements import Requirement
+
+    blocks = re.findall(r"```sh\n(.*?)```", _install_section(), flags=re.S)
+    [cpu] = [b.splitlines() for b in blocks if "download.pytorch.org/whl/cpu" in b]
+    first = cpu[0].split()
+    assert first[:2] == ["pip", "install"] and first[-2:] == ["--index-url", "https://download.pytorch.org/whl/cpu"]
+    assert cpu[1:] == ["pip install ."]
+    # Every torch package bindsearch pulls in comes from that index, and what it gives meets bindsearch's pins.
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from install_size import needed
+    finally:
+        sys.path.pop(0)
+    torch_family = {name for name in needed() if name in {"torch", "torchvision", "torchaudio"}}
+    assert torch_family == set(first[2:-2]) == {"torch", "torchvision"}
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    [torch] = [Requirement(r) for r in config["project"]["dependencies"] if Requirement(r).name == "torch"]
+    assert torch.specifier.contains("2.5.1+cpu")  # a CPU build's version: pip keeps it
+
+
+def test_install_size_benchmark_splits_off_the_cuda_parts():
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "install_size.py")], capture_output=True,
+                          text=True, check=True, timeout=300)
+    row = json.loads(done.stdout)
+    assert abs(row["total_mib"] - row["cuda_parts_mib"] - row["without_cuda_parts_mib"]) <= 1
+    assert "torch" in row["largest_mib"] and row["without_cuda_parts_mib"] > 0
+    cuda_wheels = any(d.metadata["Name"].startswith("nvidia-") for d in metadata.distributions())
+    assert (row["cuda_parts_mib"] > 0) == cuda_wheels

@@ -6,6 +6,8 @@ import io
 import os
 import re
 import select
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -64,7 +66,7 @@ def test_one_bar_per_modality_with_its_counts():
     assert "embedding" in lines[0] and "450/1000 files" in lines[0]
     assert re.search(r"\b350/700\b", bar_line(lines, "image"))
     assert re.search(r"\b100/300\b", bar_line(lines, "audio"))
-    assert "files/s" in bar_line(lines, "image")  # many samples: a rate and a time left
+    assert "files/s" not in bar_line(lines, "image")  # all within milliseconds: too soon to tell a rate
     assert not any("video" in line for line in lines)
 
 
@@ -82,6 +84,23 @@ def test_live_display_draws_on_the_given_console():
     assert "saving  4/4 files" in drawn
     assert "imu" not in drawn
     assert console.file.getvalue().endswith("\x1b[2K")  # transient: the last frame is erased
+
+
+def test_rate_and_time_left_wait_for_a_second_of_files_after_the_first_batch():
+    progress = RichIndexProgress(console=terminal())
+    progress.started(200, {"image": 200})
+    progress.advanced(32, "image")  # the first batch, after the model loaded: it starts the clock
+    progress.advanced(32, "image")  # a second worker's first batch, a moment later
+    line = bar_line(snapshot(progress), "image")
+    assert "files/s" not in line and not re.search(r"\d:\d\d:\d\d", line), line  # not "1136 files/s, 0:00:01"
+
+    time.sleep(1.2)
+    progress.advanced(32, "image")
+    line = bar_line(snapshot(progress), "image")
+    rate = float(re.search(r"([\d.]+) files/s", line).group(1))
+    assert 64 / 10 < rate < 64 / 1.2  # 64 files after the first batch, in the 1.2 s (and the frame's delay) since
+    hours, minutes, seconds = map(int, re.search(r"(\d+):(\d\d):(\d\d)", line).groups())
+    assert abs(hours * 3600 + minutes * 60 + seconds - 104 / rate) <= 1  # the 104 files left at that rate
 
 
 def test_a_total_without_a_split_gets_one_bar():
@@ -158,3 +177,44 @@ def test_index_in_a_terminal_shows_each_modality(tmp_path):
         assert any(re.match(rf"\s+{modality}\s.*\s(\d+)/\1\s", line) for line in lines), (modality, drawn)
     assert "loading model" in drawn
     assert re.search(r"added [1-9]", drawn)  # the summary follows the erased display
+
+
+def run_in_tmux(args: list[str], env: dict[str, str], timeout: float = 600) -> list[str]:
+    """Run a command in a tmux window of 110 x 40; returns the screen once it ended, with its exit status last."""
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed")
+    server = ["tmux", "-L", f"bindsearch-test-{os.getpid()}"]  # a server of its own
+    command = shlex.join(["env", *(f"{k}={v}" for k, v in env.items()), *args])
+    subprocess.run([*server, "new-session", "-d", "-x", "110", "-y", "40", f"{command}; echo exit $?; sleep 600"],
+                   check=True, timeout=30)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = subprocess.run([*server, "capture-pane", "-p"], capture_output=True, text=True,
+                                    check=True, timeout=30).stdout.rstrip().splitlines()
+            if screen and re.fullmatch(r"exit \d+", screen[-1]):
+                return screen
+            time.sleep(1)
+        raise AssertionError(f"still running after {timeout} s:\n" + "\n".join(screen))
+    finally:
+        subprocess.run([*server, "kill-server"], timeout=30)
+
+
+def test_worker_warnings_are_shown_once_above_the_display_in_tmux(tmp_path):
+    env = {"BINDSEARCH_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "BINDSEARCH_CACHE": str(tmp_path / "cache"),
+           "PATH": os.environ["PATH"]}
+    screen = run_in_tmux(
+        [sys.executable, "-m", "bindsearch.cli", "index", str(REPO / "examples" / "media"), "--workers", "2",
+         "--space", str(REPO / "examples" / "tiny-imagebind.json"), "--library", str(tmp_path / "lib")],
+        env,
+    )
+    text = "\n".join(screen)
+    assert screen[-1] == "exit 0", text
+    # Each worker builds the random model and warns: one warning on the screen, printed by this process.
+    assert text.count("RANDOM weights") == 1, text
+    assert screen[0].startswith("warning: space imagebind:random(seed=0) has RANDOM weights"), text
+    # The display was erased whole: no frame of it left between or after the lines printed.
+    assert not any(frame in text for frame in ("loading model", "reading files", "embedding", "/14 files")), text
+    assert not any(line[:1] in _SPINNER_FRAMES for line in screen if line), text
+    assert re.search(r"^added 14, ", text, flags=re.M), text
