@@ -31,7 +31,6 @@ from .pipeline import (
     prepare_task,
 )
 from .memory import WORKER_BYTES, available_memory, workers_memory_allows
-
 from .rates import RateClock
 from .report import IndexObserver, IndexReport
 from .scan import FoundFile, scan
