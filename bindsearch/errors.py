@@ -58,3 +58,17 @@ class NothingToEmbed(MediaError):
     Not a failure: the indexer records it as skipped and does not try again
     until the file changes.
     """
+
+
+class UnusableEmbedding(MediaError):
+    """The model gave a vector that cannot be stored or searched (not finite, or all zero).
+
+    Raised by an encoder for a batch in which some rows are unusable:
+    ``vectors`` is the batch's output and ``bad`` the positions of those rows,
+    so that a caller can keep the others and fail only the inputs they came from.
+    """
+
+    def __init__(self, reason: str, vectors: object = None, bad: tuple[int, ...] = ()) -> None:
+        super().__init__(None, reason)
+        self.vectors = vectors
+        self.bad = bad

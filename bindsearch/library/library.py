@@ -32,6 +32,7 @@ from .lock import WriterLock
 from .migrations import migrate
 from .schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, Base, Item, Meta, Tag, Vector, Window
 from .selection import under
+from .soundness import unusable_problem
 from .vector_index import VectorIndex
 
 if TYPE_CHECKING:
@@ -747,7 +748,13 @@ class LibraryWriter:
         file cut into none (too short), None for one not cut at all.
         ``duration`` is an audio or video file's length in seconds; ``tags``
         are added to those the item has (a re-embedded item keeps its tags).
+        A vector that is not finite or is all zero is never stored: the item is
+        recorded as failed instead (the encoders refuse such output already).
         """
+        problem = unusable_problem(vector, windows)
+        if problem is not None:
+            self.put_failed(path, modality, size, mtime_ns, problem)
+            return
         self._ops.append(("put", (path, modality, size, mtime_ns, content_hash, vector, None, windows, duration,
                                   tuple(tags))))
 
