@@ -59,8 +59,13 @@ def combine(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarr
     dims = {np.asarray(v).size for v in vectors}
     if len(dims) != 1:
         raise ValueError(f"vectors of different sizes cannot be combined: {sorted(dims)}")
-    stacked = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors])
-    w = np.asarray(weights, dtype=np.float32).reshape(-1, 1)
+    with np.errstate(over="ignore"):  # a weight too large for float32 becomes inf, refused below
+        stacked = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors])
+        w = np.asarray(weights, dtype=np.float32).reshape(-1, 1)
+    if not np.isfinite(w).all():
+        raise ValueError("a weight is not a finite 32-bit float")
+    if not usable_rows(stacked).all():
+        raise ValueError("a query term's vector is not finite, or all zero")
     total = (l2_normalize(stacked) * w).sum(axis=0)
     if float(np.linalg.norm(total)) < 1e-6:
         raise ValueError("the weighted query terms cancel out to a zero vector")
