@@ -32,7 +32,7 @@ from .lock import WriterLock
 from .migrations import migrate
 from .schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, Base, Item, Meta, Tag, Vector, Window
 from .selection import under
-from .soundness import unusable_problem
+from .soundness import CHECKED_KEY, check_stored_vectors, unusable_problem
 from .vector_index import VectorIndex
 
 if TYPE_CHECKING:
@@ -118,6 +118,8 @@ class Library:
         self._meta = meta
         self._space = space
         self._indexes: dict[tuple[Modality, bool], VectorIndex] = {}  # (modality, windows?) -> index
+        # Ids left out of the indexes this process loads: unusable vectors of a library it cannot repair.
+        self._dropped: dict[tuple[Modality, bool], set[int]] = {}
 
     # -- opening ----------------------------------------------------------------
 
@@ -180,6 +182,8 @@ class Library:
                     "or choose another library"
                 )
             library._space = requested
+        if meta.get(CHECKED_KEY) != "1":
+            check_stored_vectors(library, _bump_generation)
         return library
 
     @classmethod
@@ -209,6 +213,7 @@ class Library:
             "dim": str(dim),
             "created_at": repr(time.time()),
             "windows": json.dumps(WindowSettings().to_dict(), sort_keys=True),
+            CHECKED_KEY: "1",  # every vector it will hold is checked before it is stored
         }
         try:
             Base.metadata.create_all(engine)
@@ -586,7 +591,10 @@ class Library:
         """
         key = (modality, windows)
         if key not in self._indexes:
-            self._indexes[key] = self._load_or_rebuild(modality, windows)
+            index = self._load_or_rebuild(modality, windows)
+            if key in self._dropped:
+                index.remove(np.array(sorted(self._dropped[key]), dtype=np.int64))
+            self._indexes[key] = index
         return self._indexes[key]
 
     def _load_or_rebuild(self, modality: Modality, windows: bool) -> VectorIndex:
