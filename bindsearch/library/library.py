@@ -32,7 +32,7 @@ from .lock import WriterLock
 from .migrations import migrate
 from .schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, Base, Item, Meta, Tag, Vector, Window
 from .selection import under
-from .soundness import CHECKED_KEY, check_stored_vectors, unusable_problem
+from .soundness import CHECKED_KEY, check_stored_vectors, index_disagreement, unusable_problem
 from .vector_index import VectorIndex
 
 if TYPE_CHECKING:
@@ -609,8 +609,12 @@ class Library:
             try:
                 index = VectorIndex.load(path, self.dim)
                 if index.size == count:
-                    return index
-                problem = f"holds {index.size} vectors, the library {count}"
+                    with self._engine.connect() as conn:
+                        problem = index_disagreement(conn, index, modality, windows)
+                    if problem is None:
+                        return index
+                else:
+                    problem = f"holds {index.size} vectors, the library {count}"
             except ValueError as exc:
                 problem = str(exc)
         ids, vectors = self.stored_vectors(modality, windows)

@@ -145,3 +145,37 @@ def _example(library: Any, bad: dict[int, str]) -> str:
         path = conn.execute(select(Item.path).where(Item.id == first)).scalar()
     more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
     return f"{path}{more}"
+
+
+# How many of a loaded index's vectors are compared with SQLite: enough to catch ids shuffled or taken
+# from another library, few enough to cost nothing beside loading the file.
+INDEX_SAMPLE = 32
+
+
+def index_disagreement(conn: Any, index: Any, modality: Modality, windows: bool) -> str | None:
+    """Why a loaded VectorIndex does not hold what SQLite holds, from a sample of its (id, vector) pairs;
+    None when the sample agrees."""
+    import faiss
+
+    from ..search.calibration import evenly_spaced
+
+    if index.size == 0:
+        return None
+    positions = evenly_spaced(index.size, INDEX_SAMPLE)
+    ids = faiss.vector_to_array(index.index.id_map)[positions].astype(np.int64)
+    wanted = [int(i) for i in ids]
+    if windows:
+        query = (select(Window.id, Window.data).join(Item, Window.item_id == Item.id)
+                 .where(Window.id.in_(wanted), Item.modality == modality.value))
+    else:
+        query = (select(Vector.item_id, Vector.data).join(Item, Vector.item_id == Item.id)
+                 .where(Vector.item_id.in_(wanted), Item.modality == modality.value, Item.status == STATUS_OK))
+    stored = {int(i): data for i, data in conn.execute(query)}
+    flat = index.index.index  # the vectors in insertion order, beside the id map
+    for position, vector_id in zip(positions, wanted):
+        data = stored.get(vector_id)
+        if data is None:
+            return f"it holds id {vector_id}, which the library does not"
+        if np.asarray(flat.reconstruct(int(position)), dtype="<f4").tobytes() != data:
+            return f"its vector of id {vector_id} is not the library's"
+    return None
