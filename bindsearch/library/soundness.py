@@ -82,26 +82,39 @@ def check_stored_vectors(library: Any, bump_generation: Callable[[Any, Modality,
     those indexes are rebuilt from what is left. A library that cannot be written to (read-only, or being
     written by another process) stays as it is: the items are left out of this process's indexes only.
     """
-    raw = library._engine.raw_connection()
+    lock: WriterLock | None = WriterLock(os.path.join(library.path, "write.lock"), str(library.path))
     try:
-        bad = find_unusable(raw, library.dim)
+        lock.acquire()  # before the scan, so that no writer changes an item between the scan and the repair
+    except (LibraryLockedError, OSError):
+        lock = None
+    try:
+        raw = library._engine.raw_connection()
+        try:
+            bad = find_unusable(raw, library.dim)
+        finally:
+            raw.close()
+        repaired = False
+        if lock is not None:
+            try:
+                with library._engine.begin() as conn:
+                    _mark_failed(conn, bad, bump_generation)
+                library._meta[CHECKED_KEY] = "1"
+                repaired = True
+            except (OperationalError, DatabaseError):
+                pass  # a database that cannot be written to
     finally:
-        raw.close()
-    try:
-        with WriterLock(os.path.join(library.path, "write.lock"), str(library.path)):
-            with library._engine.begin() as conn:
-                _mark_failed(conn, bad, bump_generation)
-        library._meta[CHECKED_KEY] = "1"
-    except (LibraryLockedError, OSError, OperationalError, DatabaseError):
-        if bad:
-            _drop_in_memory(library, bad)
-            log.warning("library %s holds %s whose stored embeddings are not finite (%s): left out of searches; "
-                        "the library cannot be written to now, so it stays as it is",
-                        library.path, _items(len(bad)), _example(library, bad))
+        if lock is not None:
+            lock.release()
+    if not bad:
         return
-    if bad:
+    if repaired:
         log.warning("library %s held %s whose stored embeddings were not finite (%s): marked failed and left "
                     "out of searches; index the files again once they are fixed",
+                    library.path, _items(len(bad)), _example(library, bad))
+    else:
+        _drop_in_memory(library, bad)
+        log.warning("library %s holds %s whose stored embeddings are not finite (%s): left out of searches; "
+                    "the library cannot be written to now, so it stays as it is",
                     library.path, _items(len(bad)), _example(library, bad))
 
 
