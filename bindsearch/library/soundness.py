@@ -21,7 +21,8 @@ from .schema import STATUS_FAILED, STATUS_OK, Item, Meta, Vector, Window
 log = logging.getLogger("bindsearch")
 
 # The reason a stored item gets when its vector (or one of its windows') is found unusable.
-UNUSABLE_STORED = "its stored embedding was not finite (NaN or infinite): index the file again once it is fixed"
+UNUSABLE_STORED = ("its stored embedding was unusable (NaN, infinite or all zero): "
+                   "index the file again once it is fixed")
 
 
 def unusable_problem(vector: np.ndarray, windows: Sequence[tuple[float, float, np.ndarray]] | None) -> str | None:
