@@ -62,3 +62,17 @@ class NothingToEmbed(MediaError):
 
 class DiskFullError(LibraryError):
     """The disk holding the library has no room left for what a command writes."""
+
+
+class UnusableEmbedding(MediaError):
+    """The model gave a vector that cannot be stored or searched (not finite, or all zero).
+
+    Raised by an encoder for a batch in which some rows are unusable:
+    ``vectors`` is the batch's output and ``bad`` the positions of those rows,
+    so that a caller can keep the others and fail only the inputs they came from.
+    """
+
+    def __init__(self, reason: str, vectors: object = None, bad: tuple[int, ...] = ()) -> None:
+        super().__init__(None, reason)
+        self.vectors = vectors
+        self.bad = bad

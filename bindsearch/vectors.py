@@ -25,6 +25,27 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, _EPS)).astype(np.float32, copy=False)
 
 
+def usable_rows(x: np.ndarray) -> np.ndarray:
+    """Which rows of ``x`` (shape (n, d)) can be stored and searched: every value finite, norm not zero.
+
+    A row that fails is what a model gives for input far outside what it was
+    trained on (NaN after an overflow, or nothing at all): it would turn every
+    score it takes part in into NaN.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"expected a matrix of row vectors, got shape {x.shape}")
+    finite = np.isfinite(x).all(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(np.where(finite[:, None], x, 0), axis=1)
+    return finite & (norms > _EPS) & np.isfinite(norms)
+
+
+def is_usable(vector: np.ndarray) -> bool:
+    """One vector (any shape, read flat) that ``usable_rows`` would keep."""
+    return bool(usable_rows(np.asarray(vector).reshape(1, -1))[0])
+
+
 def combine(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
     """Weighted sum of individually normalised vectors, normalised again: shape (d,).
 
@@ -38,8 +59,13 @@ def combine(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarr
     dims = {np.asarray(v).size for v in vectors}
     if len(dims) != 1:
         raise ValueError(f"vectors of different sizes cannot be combined: {sorted(dims)}")
-    stacked = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors])
-    w = np.asarray(weights, dtype=np.float32).reshape(-1, 1)
+    with np.errstate(over="ignore"):  # a weight too large for float32 becomes inf, refused below
+        stacked = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors])
+        w = np.asarray(weights, dtype=np.float32).reshape(-1, 1)
+    if not np.isfinite(w).all():
+        raise ValueError("a weight is not a finite 32-bit float")
+    if not usable_rows(stacked).all():
+        raise ValueError("a query term's vector is not finite, or all zero")
     total = (l2_normalize(stacked) * w).sum(axis=0)
     if float(np.linalg.norm(total)) < 1e-6:
         raise ValueError("the weighted query terms cancel out to a zero vector")

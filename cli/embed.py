@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import bindsearch
 from bindsearch.errors import LibraryError, UsageError
 
@@ -20,6 +18,7 @@ from .options import (
     ThermalOption,
     VideoOption,
 )
+from .render import print_json
 from .terms import terms_from_options
 
 
@@ -53,7 +52,7 @@ def embed(
     vector = chosen_space.embed(term.modality, term.value)
     payload = {"modality": term.modality.value, "dim": int(vector.shape[0]), "embedding": vector.tolist()}
     if as_json:
-        print(json.dumps(payload))
+        print_json(payload)
     else:
         head = ", ".join(f"{v:.4f}" for v in vector[:6])
         print(f"{term.modality.value} vector, {vector.shape[0]} dims, space {chosen_space.name}: [{head}, ...]")

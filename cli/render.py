@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 from typing import Any
 
 from bindsearch.indexer import IndexReport
@@ -22,7 +23,8 @@ from .console import out, stdout_is_terminal
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Dataclasses, enums and paths to plain JSON values (undecodable file-name bytes shown as U+FFFD)."""
+    """Dataclasses, enums and paths to plain JSON values (undecodable file-name bytes shown as U+FFFD;
+    a number that is not finite as null, which strict JSON has in place of NaN)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, enum.Enum):
@@ -33,11 +35,13 @@ def to_jsonable(obj: Any) -> Any:
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, str):
         return display_path(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
     return obj
 
 
 def print_json(obj: Any) -> None:
-    print(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=None))
+    print(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=None, allow_nan=False))
 
 
 def print_hits(hits: list[Hit]) -> None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bindsearch.errors import MediaError, NothingToEmbed, SpaceError, first_line
+from bindsearch.errors import MediaError, NothingToEmbed, SpaceError, UnusableEmbedding, first_line
 from bindsearch.modality import Modality
 from bindsearch.spaces import Space
 from bindsearch.spaces.registry import space_from_spec
@@ -185,22 +185,33 @@ def embed_results(space: Space, tasks: Sequence[Task], results: Sequence[Prepare
 def embed_or_each(embed: Callable[[list[Any]], Any], inputs: list[Any]) -> list[Any]:
     """``embed(inputs)`` as a list; when the batch fails, each input alone (its exception in its place).
 
-    One bad input can sink a batch; a SpaceError (the model cannot be had) sinks the run.
+    One bad input can sink a batch; a SpaceError (the model cannot be had) sinks the run. A batch
+    whose output has unusable rows (see Encoder) keeps its good rows: only the bad ones fail.
     """
     try:
         return list(embed(inputs))
     except SpaceError:
         raise
+    except UnusableEmbedding as exc:
+        if exc.vectors is not None and len(exc.vectors) == len(inputs):  # type: ignore[arg-type]
+            return [UnusableEmbedding(exc.reason) if i in exc.bad else vector
+                    for i, vector in enumerate(exc.vectors)]  # type: ignore[arg-type]
+        return _each(embed, inputs)
     except Exception:
-        out: list[Any] = []
-        for item in inputs:
-            try:
-                out.append(embed([item])[0])
-            except SpaceError:
-                raise
-            except Exception as exc:
-                out.append(exc)
-        return out
+        return _each(embed, inputs)
+
+
+def _each(embed: Callable[[list[Any]], Any], inputs: list[Any]) -> list[Any]:
+    """``embed`` on each input alone, its exception in its place."""
+    out: list[Any] = []
+    for item in inputs:
+        try:
+            out.append(embed([item])[0])
+        except SpaceError:
+            raise
+        except Exception as exc:
+            out.append(exc)
+    return out
 
 
 def _take(result: Prepared, output: Any) -> None:
@@ -212,7 +223,10 @@ def _take(result: Prepared, output: Any) -> None:
 
 
 def describe(exc: BaseException) -> str:
-    """An unexpected exception as one line for the user (the exception's type only with BINDSEARCH_DEBUG)."""
+    """An exception as one line for the user: a MediaError's reason, else the message of an unexpected one
+    (its type only with BINDSEARCH_DEBUG)."""
+    if isinstance(exc, MediaError):
+        return exc.reason
     text = first_line(exc) if str(exc).strip() else "no details"
     if isinstance(exc, MemoryError) and not os.environ.get("BINDSEARCH_DEBUG"):
         return "ran out of memory while decoding" + (f" ({text})" if str(exc).strip() else "")

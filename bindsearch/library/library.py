@@ -33,6 +33,7 @@ from .lock import WriterLock
 from .migrations import migrate
 from .schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, Base, Item, Meta, Tag, Vector, Window
 from .selection import under
+from .soundness import CHECKED_KEY, check_stored_vectors, index_disagreement, unusable_problem
 from .vector_index import VectorIndex
 
 if TYPE_CHECKING:
@@ -121,6 +122,8 @@ class Library:
         self._meta = meta
         self._space = space
         self._indexes: dict[tuple[Modality, bool], VectorIndex] = {}  # (modality, windows?) -> index
+        # Ids left out of the indexes this process loads: unusable vectors of a library it cannot repair.
+        self._dropped: dict[tuple[Modality, bool], set[int]] = {}
 
     # -- opening ----------------------------------------------------------------
 
@@ -185,6 +188,8 @@ class Library:
                     "or choose another library"
                 )
             library._space = requested
+        if meta.get(CHECKED_KEY) != "1":
+            check_stored_vectors(library, _bump_generation)
         return library
 
     @classmethod
@@ -214,6 +219,7 @@ class Library:
             "dim": str(dim),
             "created_at": repr(time.time()),
             "windows": json.dumps(WindowSettings().to_dict(), sort_keys=True),
+            CHECKED_KEY: "1",  # every vector it will hold is checked before it is stored
         }
         try:
             Base.metadata.create_all(engine)
@@ -629,7 +635,10 @@ class Library:
         """
         key = (modality, windows)
         if key not in self._indexes:
-            self._indexes[key] = self._load_or_rebuild(modality, windows)
+            index = self._load_or_rebuild(modality, windows)
+            if key in self._dropped:
+                index.remove(np.array(sorted(self._dropped[key]), dtype=np.int64))
+            self._indexes[key] = index
         return self._indexes[key]
 
     def _load_or_rebuild(self, modality: Modality, windows: bool) -> VectorIndex:
@@ -644,8 +653,12 @@ class Library:
             try:
                 index = VectorIndex.load(path, self.dim)
                 if index.size == count:
-                    return index
-                problem = f"holds {index.size} vectors, the library {count}"
+                    with self._engine.connect() as conn:
+                        problem = index_disagreement(conn, index, modality, windows)
+                    if problem is None:
+                        return index
+                else:
+                    problem = f"holds {index.size} vectors, the library {count}"
             except ValueError as exc:
                 problem = str(exc)
         ids, vectors = self.stored_vectors(modality, windows)
@@ -791,7 +804,13 @@ class LibraryWriter:
         file cut into none (too short), None for one not cut at all.
         ``duration`` is an audio or video file's length in seconds; ``tags``
         are added to those the item has (a re-embedded item keeps its tags).
+        A vector that is not finite or is all zero is never stored: the item is
+        recorded as failed instead (the encoders refuse such output already).
         """
+        problem = unusable_problem(vector, windows)
+        if problem is not None:
+            self.put_failed(path, modality, size, mtime_ns, problem)
+            return
         self._ops.append(("put", (path, modality, size, mtime_ns, content_hash, vector, None, windows, duration,
                                   tuple(tags))))
 

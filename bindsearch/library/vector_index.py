@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
+import zlib
 
 import numpy as np
+
+# A saved index ends with this trailer: a marker, the length of the FAISS data before it and their CRC-32,
+# so that a file damaged on disk is found when it is loaded (FAISS reads past neither).
+_TRAILER = struct.Struct("<8sQI")
+_MARKER = b"bsindex1"
+_READ_CHUNK = 1 << 24
 
 
 class VectorIndex:
@@ -95,7 +103,8 @@ class VectorIndex:
         return self._sample
 
     def save(self, path: str) -> None:
-        """Write atomically: a temporary file in the same folder, flushed, then renamed over ``path``."""
+        """Write atomically: a temporary file in the same folder, its checksum appended, flushed, then
+        renamed over ``path``."""
         import faiss
 
         folder = os.path.dirname(path) or "."
@@ -104,9 +113,18 @@ class VectorIndex:
             with os.fdopen(fd, "wb") as f:
                 # Through Python's file, so that a failed write (a full disk) raises OSError: FAISS's own
                 # writer only prints a failed close, and a cut file would be renamed into place.
-                writer = faiss.PyCallbackIOWriter(f.write)
+                # The CRC-32 of what is written is taken on the way and ends the file.
+                length, crc = 0, 0
+
+                def write(data: bytes) -> None:
+                    nonlocal length, crc
+                    length, crc = length + len(data), zlib.crc32(data, crc)
+                    f.write(data)
+
+                writer = faiss.PyCallbackIOWriter(write)
                 faiss.write_index(self.index, writer)
                 del writer
+                f.write(_TRAILER.pack(_MARKER, length, crc))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -117,9 +135,11 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: str, dim: int) -> VectorIndex:
-        """Read a saved index; raises ValueError if it is unreadable or of another dimension."""
+        """Read a saved index; raises ValueError if it is unreadable, damaged (its checksum does not match)
+        or of another dimension."""
         import faiss
 
+        _check_sum(path)
         try:
             index = faiss.read_index(path)
         except RuntimeError as exc:
@@ -127,3 +147,33 @@ class VectorIndex:
         if index.d != dim or not isinstance(index, faiss.IndexIDMap2):
             raise ValueError(f"FAISS index is not an id-mapped index of dimension {dim}")
         return cls(dim, index)
+
+
+def _crc32(f: object, length: int) -> tuple[int, int]:
+    """(length, CRC-32) of the first ``length`` bytes of an open file, read a chunk at a time."""
+    f.seek(0)  # type: ignore[attr-defined]
+    crc, left = 0, length
+    while left > 0:
+        chunk = f.read(min(_READ_CHUNK, left))  # type: ignore[attr-defined]
+        if not chunk:
+            break
+        crc = zlib.crc32(chunk, crc)
+        left -= len(chunk)
+    return length - left, crc
+
+
+def _check_sum(path: str) -> None:
+    """Raise ValueError unless the file ends with a trailer whose length and CRC-32 match what precedes it."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < _TRAILER.size:
+                raise ValueError("the file has no checksum: older, or cut short")
+            f.seek(size - _TRAILER.size)
+            marker, length, crc = _TRAILER.unpack(f.read(_TRAILER.size))
+            if marker != _MARKER or length != size - _TRAILER.size:
+                raise ValueError("the file has no checksum: older, or cut short")
+            if _crc32(f, length) != (length, crc):
+                raise ValueError("the file is damaged: its checksum does not match")
+    except OSError as exc:
+        raise ValueError(f"unreadable FAISS index: {exc.strerror or exc}") from None

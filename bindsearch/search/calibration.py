@@ -26,6 +26,8 @@ MIN_OWN_REFERENCE = 8
 MIN_STD = 1e-6
 # A raw score this close to 1 is the query's own content, stored: the best possible answer in any modality.
 EXACT_MATCH = 0.9999
+# Cosines of unit float32 vectors stray this far past [-1, 1] by rounding; farther means a damaged vector.
+SCORE_SLACK = 1e-3
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,32 @@ def score_scale(query: np.ndarray, reference: np.ndarray) -> ScoreScale:
     reference = np.asarray(reference, dtype=np.float32)
     if query.ndim != 1 or reference.ndim != 2 or reference.shape[1] != query.shape[0]:
         raise ValueError(f"expected a (d,) query and an (n, d) reference, got {query.shape} and {reference.shape}")
-    if reference.shape[0] < MIN_REFERENCE:
+    with np.errstate(over="ignore", invalid="ignore"):
+        scores = dot_rows(reference, query)
+    # A vector that is not finite (none should be stored, but one may be) says nothing about the spread.
+    scores = scores[np.isfinite(scores)]
+    if scores.shape[0] < MIN_REFERENCE:
         return ScoreScale()
-    scores = dot_rows(reference, query)
     std = float(scores.std())
     if std < MIN_STD:
         return ScoreScale()
     return ScoreScale(float(scores.mean()), std)
+
+
+def usable_scores(scores: np.ndarray, ids: np.ndarray) -> tuple[list[tuple[float, int]], int]:
+    """(score, id) pairs of one row of search results that can be shown, and how many could not.
+
+    Empty slots (id -1), scores that are not finite and cosines outside [-1, 1]
+    (beyond rounding, which is clamped) come only from a damaged vector: they go.
+    """
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if scores.shape != ids.shape:
+        raise ValueError(f"{scores.shape[0]} scores but {ids.shape[0]} ids")
+    present = ids >= 0
+    sound = present & np.isfinite(scores) & (np.abs(scores) <= 1.0 + SCORE_SLACK)
+    kept = [(min(1.0, max(-1.0, float(s))), int(i)) for s, i in zip(scores[sound], ids[sound])]
+    return kept, int(present.sum() - sound.sum())
 
 
 def dot_rows(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ def keep_distinct(vectors: np.ndarray, threshold: float) -> list[int]:
         raise ValueError(f"a cosine threshold lies in [-1, 1], got {threshold}")
     kept: list[int] = []
     for i in range(vectors.shape[0]):
-        if not kept or float(np.max(dot_rows(vectors[kept], vectors[i]))) < threshold:
+        with np.errstate(over="ignore", invalid="ignore"):
+            similar = dot_rows(vectors[kept], vectors[i]) >= threshold  # NaN is like nothing
+        if not similar.any():
             kept.append(i)
     return kept

@@ -6,13 +6,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import logging
+import math
+
 import numpy as np
 
 from ..errors import UsageError
 from ..modality import Modality
-from ..vectors import combine, l2_normalize
+from ..vectors import combine, is_usable, l2_normalize
 from ..windows import WINDOWED
-from .calibration import MIN_OWN_REFERENCE, ScoreScale, rank_key, score_scale
+from .calibration import MIN_OWN_REFERENCE, SCORE_SLACK, ScoreScale, rank_key, score_scale, usable_scores
 from .dedup import keep_distinct
 from .filters import Filters
 from .moments import merge_overlapping
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from ..library import Library
     from ..library.vector_index import VectorIndex
     from ..spaces import Space
+
+log = logging.getLogger("bindsearch")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ def query_vector(library: Library, query: Sequence[QueryTerm] | np.ndarray) -> t
     if isinstance(query, np.ndarray):
         if query.shape != (library.dim,):
             raise UsageError(f"a query vector must have shape ({library.dim},), got {query.shape}")
+        if not is_usable(query):
+            raise UsageError("a query vector must be finite and not all zero")
         return l2_normalize(query), frozenset()
     terms = list(query)
     vectors, excluded = _term_vectors(library.space, terms, library)
@@ -77,11 +84,15 @@ def _term_vectors(space: Space, terms: Sequence[QueryTerm],
             if library is None:
                 raise UsageError("a 'like' term names an indexed item: search a library with it")
             item_ids, vector = library.stored_item_vector(term.value.item)
+            if not is_usable(vector):
+                raise UsageError(f"the stored vector of {term.value.item} is not finite: index the file again")
             excluded.update(item_ids)
             vectors.append(vector)
         elif isinstance(term.value, np.ndarray):
             if term.value.shape != (space.dim,):
                 raise UsageError(f"a vector term must have shape ({space.dim},), got {term.value.shape}")
+            if not is_usable(term.value):
+                raise UsageError("a vector term must be finite and not all zero")
             vectors.append(term.value)
         else:
             if term.modality is None:
@@ -279,9 +290,12 @@ def _top(index: VectorIndex, vector: np.ndarray, n: int, allowed: np.ndarray | N
     if allowed is not None and allowed.size == 0:
         return [], False
     scores, ids = index.search(vector[None, :], n, allowed=allowed, excluded=excluded)
-    pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+    pairs, dropped = usable_scores(scores[0], ids[0])
+    if dropped:
+        log.warning("left out %d results whose stored vectors are damaged (scores not finite or outside [-1, 1])",
+                    dropped)
     available = index.size if allowed is None else min(index.size, int(allowed.size))
-    return pairs, len(pairs) == n and available > n
+    return pairs, len(pairs) + dropped == n and available > n
 
 
 def _best_window(library: Library, item_id: int, vector: np.ndarray) -> _Candidate:
@@ -289,8 +303,8 @@ def _best_window(library: Library, item_id: int, vector: np.ndarray) -> _Candida
     best = _Candidate(float("-inf"), item_id)
     for window_id, start, end, window_vector in library.windows_of(item_id, with_ids=True):
         score = float(window_vector @ vector)
-        if score > best.score:
-            best = _Candidate(score, item_id, start, end, window_id)
+        if math.isfinite(score) and abs(score) <= 1.0 + SCORE_SLACK and score > best.score:
+            best = _Candidate(min(score, 1.0), item_id, start, end, window_id)
     return best
 
 

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import UsageError
 from ..modality import Modality, modality_from_path
@@ -50,6 +53,17 @@ class QueryTerm:
     modality: Modality | None
     value: Any
     weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        # Vectors are float32: a weight that overflows it (1e40) would make the query NaN.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                fits = bool(np.isfinite(np.float32(self.weight)))
+            except (TypeError, ValueError):
+                fits = False
+        if isinstance(self.weight, bool) or not fits:
+            raise UsageError(f"query term weight {self.weight!r} is not a finite number a 32-bit float can hold")
 
     @classmethod
     def text(cls, text: str, weight: float = 1.0) -> QueryTerm:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,8 +13,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import MediaError, UnusableEmbedding, UsageError
 from ..modality import Modality
+from ..vectors import usable_rows
 
 # CLIP's learned temperature saturates at 100; spaces that know their own say so.
 DEFAULT_LOGIT_SCALE = 100.0
@@ -30,6 +33,11 @@ class Encoder(ABC):
     - ``embed_batch(prepared)`` runs the model on a list of prepared inputs and
       returns a float32 array of shape (n, dim) whose rows have unit length.
       The model is loaded on first use.
+
+    What ``embed_batch`` and ``embed_clips`` return is checked here for every
+    encoder: a row that is not finite or is all zero (input far outside what the
+    model knows overflowed, or the weights are damaged) raises UnusableEmbedding,
+    which names the bad rows and carries the good ones.
     """
 
     modality: Modality
@@ -37,6 +45,15 @@ class Encoder(ABC):
     # Encoders of long media (audio, video) can also embed fixed-length clips of a file, which
     # time windows are pooled from (see bindsearch.windows); for the others this stays False.
     embeds_clips: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Wrapped where each encoder defines them, so that no encoder and no caller can skip the
+        # check: one NaN vector stored would turn every later score of its library into NaN.
+        for name in ("embed_batch", "embed_clips"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_checks_output", False):
+                setattr(cls, name, _checking_output(method))
 
     @abstractmethod
     def prepare(self, source: Any) -> Any:
@@ -123,7 +140,10 @@ class Space(ABC):
 
     def embed(self, modality: Modality | str, value: Any) -> np.ndarray:
         """Embed one value (a path, or a string for text): returns a (dim,) unit vector."""
-        return self.encoder(modality).embed([value])[0]
+        try:
+            return self.encoder(modality).embed([value])[0]
+        except UnusableEmbedding as exc:
+            raise MediaError(_value_name(value), exc.reason) from None
 
     def logit_scale(self, modality: Modality | str) -> float:
         """The factor the model multiplies cosine similarities between ``modality`` and text by before a
@@ -132,6 +152,45 @@ class Space(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} dim={self.dim} fingerprint={self.fingerprint}>"
+
+
+# What most often makes a model's output overflow, per modality.
+_LIKELY_CAUSE = {
+    Modality.AUDIO: "samples far outside [-1, 1]?",
+    Modality.DEPTH: "values far outside a depth map's range?",
+    Modality.THERMAL: "values far outside a thermal image's range?",
+    Modality.IMU: "readings far outside a sensor's range?",
+}
+
+
+def unusable_reason(modality: Modality, rows: np.ndarray) -> str:
+    """Why unusable output rows cannot be stored, as the one-line reason of a failed file."""
+    if not np.isfinite(rows).all():
+        return f"the model gave no finite embedding: {_LIKELY_CAUSE.get(modality, 'are the weights damaged?')}"
+    return "the model gave an all-zero embedding"
+
+
+def _checking_output(method: Any) -> Any:
+    @functools.wraps(method)
+    def checked(self: Encoder, prepared: Any) -> np.ndarray:
+        vectors = method(self, prepared)
+        good = usable_rows(vectors)
+        if not good.all():
+            bad = tuple(int(i) for i in np.flatnonzero(~good))
+            raise UnusableEmbedding(unusable_reason(self.modality, vectors[~good]), vectors, bad)
+        return vectors
+
+    checked._checks_output = True  # type: ignore[attr-defined]
+    return checked
+
+
+def _value_name(value: Any) -> str | None:
+    """How an error names an embedded value: a file by its path, a text by its first words."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, str):
+        return f"text {value[:40]!r}"
+    return None
 
 
 def resolve_relative(value: str, base_dir: Path | None) -> str:
