@@ -216,11 +216,14 @@ class _Run:
             else:
                 work.append((f, old))
 
-        # Items whose file is gone, unless it lies in a folder we could not read.
+        # Items whose file is gone, unless it lies in a folder we could not read. An item the walk did
+        # not list but whose file is still there (indexed as another modality with --modality, or of a
+        # kind this walk skips) is no one's to delete: only a file that is gone takes its item along.
         blocked = [d.rstrip(os.sep) + os.sep for d, _ in found.unreadable_dirs]
         gone = {
             key: item for key, item in stored.items()
             if key not in seen and not any(item.path.startswith(b) for b in blocked)
+            and not os.path.lexists(item.path)
         }
         gone_by_hash = {(item.content_hash, item.modality): key for key, item in gone.items()
                         if item.content_hash and item.status == STATUS_OK}
@@ -326,9 +329,11 @@ class _Run:
             return True
         moved_key = gone_by_hash.pop((digest, f.modality), None)
         if moved_key is not None:
+            moved = gone.pop(moved_key)
             if old is not None:
-                self.writer.remove(old.id, old.modality)  # frees (path, modality) for the moved item
-            self.writer.move(gone.pop(moved_key).id, f.path, f.size, f.mtime_ns)
+                # Frees (path, modality) for the moved item, which takes the tags given to this path too.
+                self.writer.remove(old.id, old.modality, tags_to=moved.id)
+            self.writer.move(moved.id, f.path, f.size, f.mtime_ns)
             self.report.moved += 1
             return True
         self.writer.commit()  # a copy of a file embedded earlier in this run is found once committed

@@ -768,9 +768,9 @@ class LibraryWriter:
         """Give an item a new path (a moved or renamed file): its id and vector stay."""
         self._ops.append(("move", (item_id, new_path, size, mtime_ns)))
 
-    def remove(self, item_id: int, modality: Modality) -> None:
-        """Delete an item and its vector."""
-        self._ops.append(("remove", (item_id, modality)))
+    def remove(self, item_id: int, modality: Modality, *, tags_to: int | None = None) -> None:
+        """Delete an item and its vector; its tags go too, or to the item ``tags_to`` (one that takes its place)."""
+        self._ops.append(("remove", (item_id, modality, tags_to)))
 
     def commit(self) -> None:
         """Write every staged change in one transaction, then mirror it in the FAISS indexes."""
@@ -801,9 +801,13 @@ class LibraryWriter:
                         update(Item).where(Item.id == item_id).values(path=new_path, size=size, mtime_ns=mtime_ns)
                     )
                 elif kind == "remove":
-                    item_id, modality = args
+                    item_id, modality, tags_to = args
                     status = conn.execute(select(Item.status).where(Item.id == item_id)).scalar()
                     _delete_windows(conn, item_id, modality, changes)
+                    if tags_to is not None:
+                        from .tags import copy_tags
+
+                        copy_tags(conn, item_id, tags_to)
                     conn.execute(delete(Vector).where(Vector.item_id == item_id))
                     conn.execute(delete(Tag).where(Tag.item_id == item_id))
                     conn.execute(delete(Item).where(Item.id == item_id))
