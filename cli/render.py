@@ -124,7 +124,8 @@ def index_summary(report: IndexReport) -> str:
         f"unchanged {report.unchanged}",
         f"moved {report.moved}",
         f"removed {report.removed}",
-        f"failed {report.failed}",
+        f"failed {report.failed}" + (f" ({report.still_failed} unchanged since they failed, not read again)"
+                                     if report.still_failed else ""),
     ]
     if report.skipped:
         parts.append(f"skipped {report.skipped} (nothing this space can embed)")

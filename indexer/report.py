@@ -17,6 +17,8 @@ class IndexReport:
     vector was kept; removed: items whose file is gone; failed: files that
     could not be indexed; skipped: media the space has no encoder for, and
     files with nothing of a modality in them (a video without a soundtrack).
+    still_failed: those of the failed files that failed before and have not
+    changed since: not read again, reported with the reason stored.
     """
 
     added: int = 0
@@ -25,6 +27,7 @@ class IndexReport:
     moved: int = 0
     removed: int = 0
     failed: int = 0
+    still_failed: int = 0
     skipped: int = 0
     embedded: int = 0
     seconds: float = 0.0

@@ -13,7 +13,7 @@ import numpy as np
 
 from bindsearch.errors import BindsearchError, SpaceError, UsageError
 from bindsearch.library import Library, LibraryWriter, StoredItem
-from bindsearch.library.schema import STATUS_OK, STATUS_SKIPPED, UNKNOWN_DURATION
+from bindsearch.library.schema import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, UNKNOWN_DURATION
 from bindsearch.modality import Modality
 from bindsearch.windows import WINDOWED, WindowSettings, chunks, file_windows, pool_windows, window_times
 
@@ -38,6 +38,8 @@ _MIN_FILES_FOR_WORKERS = 48
 _VIDEO_BATCH = 4
 # A long file's clips are read and embedded this many at a time (video clips are larger).
 _CLIPS_PER_CHUNK = {Modality.AUDIO: 32, Modality.VIDEO: 8}
+# The reason the loaders and the walk record for a file they may not read.
+_PERMISSION_DENIED = "permission denied"
 
 
 class _Windowed:
@@ -87,6 +89,7 @@ def index_paths(
     workers: int | None = None,
     windows: WindowSettings | None = None,
     auto_tag: Sequence[str] | None = None,
+    retry_failed: bool = False,
 ) -> IndexReport:
     """Bring the library up to date with the files under ``paths``.
 
@@ -100,7 +103,10 @@ def index_paths(
     are also cut into time windows as the library's window settings say;
     ``windows`` changes those settings (the library's audio and video are then
     read again). ``auto_tag`` labels: every new item is tagged with the label
-    its vector is closest to (zero-shot, see ``bindsearch.classify``). Work is
+    its vector is closest to (zero-shot, see ``bindsearch.classify``). A file
+    that failed before and has not changed since costs a stat too: it is
+    reported as failed again with the reason stored, unless ``retry_failed``
+    (then it is read again). Work is
     committed in batches; a KeyboardInterrupt commits what is done and returns
     a report with ``interrupted`` set.
     """
@@ -121,7 +127,7 @@ def index_paths(
         if windows is not None and library.set_window_settings(windows):
             report.window_settings_changed = True
         run = _Run(library, writer, report, observer, batch_size, workers,
-                   _auto_tagger(space, auto_tag) if auto_tag else None)
+                   _auto_tagger(space, auto_tag) if auto_tag else None, retry_failed)
         try:
             run.execute(roots, forced)
         except KeyboardInterrupt:
@@ -155,7 +161,8 @@ def check_arguments(
 
 class _Run:
     def __init__(self, library: Library, writer: LibraryWriter, report: IndexReport,
-                 observer: IndexObserver, batch_size: int, workers: int | None, tagger: Any = None) -> None:
+                 observer: IndexObserver, batch_size: int, workers: int | None, tagger: Any = None,
+                 retry_failed: bool = False) -> None:
         self.library = library
         self.space = library.space
         self.writer = writer
@@ -171,6 +178,7 @@ class _Run:
         self.work: list[tuple[FoundFile, StoredItem | None]] = []
         self.windowed: dict[int, _Windowed] = {}  # long files in progress, by task index
         self.tagger = tagger  # a LabelSet for --auto-tag, or None
+        self.retry_failed = retry_failed
         self.without_duration: list[StoredItem] = []  # unchanged audio and video whose length is not known
 
     def execute(self, roots: list[str], forced: Modality | None) -> None:
@@ -213,6 +221,10 @@ class _Run:
                     self.without_duration.append(old)  # indexed before durations were recorded
             elif same_stat and old.status == STATUS_SKIPPED:
                 self.report.skipped += 1
+            elif same_stat and old.status == STATUS_FAILED and not self._read_again(old):
+                # Reading it again would fail again: a damaged file stays damaged until it changes.
+                self.report.fail(f.path, old.error or "failed before")
+                self.report.still_failed += 1
             else:
                 work.append((f, old))
 
@@ -228,6 +240,13 @@ class _Run:
         gone_by_hash = {(item.content_hash, item.modality): key for key, item in gone.items()
                         if item.content_hash and item.status == STATUS_OK}
         return work, gone, gone_by_hash
+
+    def _read_again(self, failed: StoredItem) -> bool:
+        """Whether to read a file that failed and has not changed: with --retry-failed, or when it
+        failed for want of permission and can be read now (chmod changes no size or mtime)."""
+        if self.retry_failed:
+            return True
+        return failed.error == _PERMISSION_DENIED and os.access(failed.path, os.R_OK)
 
     def _needs_windows(self, item: StoredItem) -> bool:
         """An audio or video item not yet cut into windows under the current settings."""

@@ -89,6 +89,7 @@ class StoredItem(NamedTuple):
     status: str
     window_count: int | None
     duration: float | None
+    error: str | None = None  # why a failed item failed
 
 
 class StoredWindow(NamedTuple):
@@ -472,8 +473,9 @@ class Library:
                 # Paths are stored as the OS's bytes (schema.FsPath).
                 rows = cursor.execute(_ITEMS_UNDER_SQL, under(root)).fetchall()
                 out += [
-                    make((i, p.decode(encoding, errors), modalities[m], size, mtime, digest, status, windows, seconds))
-                    for i, p, m, size, mtime, digest, status, windows, seconds in rows
+                    make((i, p.decode(encoding, errors), modalities[m], size, mtime, digest, status, windows, seconds,
+                          error))
+                    for i, p, m, size, mtime, digest, status, windows, seconds, error in rows
                 ]
             cursor.close()
         finally:
@@ -938,7 +940,7 @@ def _bump_generation(conn: Any, modality: Modality, windows: bool = False) -> No
 
 
 _ITEMS_UNDER_SQL = (
-    "SELECT id, path, modality, size, mtime_ns, content_hash, status, window_count, duration "
+    "SELECT id, path, modality, size, mtime_ns, content_hash, status, window_count, duration, error "
     f"FROM {Item.__tablename__} "
     "WHERE path = ? OR (path >= ? AND path < ?)"
 )
