@@ -156,6 +156,8 @@ def print_info(info: LibraryInfo) -> None:
     table.add_row("failed", str(len(info.failed)))
     table.add_row("size", _human_bytes(info.size_bytes))
     table.add_row("schema", str(info.schema_version))
+    if info.read_only:
+        table.add_row("access", f"read-only ({info.read_only}): searches only")
     out.print(table)
     for f in info.failed:
         out.print(f"  [red]failed[/] {escape(display_path(f.path))}: {escape(f.reason)}")
