@@ -1,4 +1,4 @@
-"""What SQLite's quick check costs on open of a write (an index run, remove): PRAGMA quick_check on a library of N items.
+"""What SQLite's quick check costs at the start of an index run: PRAGMA quick_check on a library of N items.
 
 The library's rows are inserted straight into its SQLite database: N items of
 made-up paths with random unit vectors of the space's dimension (1024 as the
