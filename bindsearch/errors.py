@@ -39,6 +39,10 @@ class LibraryLockedError(LibraryError):
     """Another process is writing to the library."""
 
 
+class ReadOnlyLibraryError(LibraryError):
+    """A change asked of a library this process cannot write (read-only media, another user's files)."""
+
+
 class MediaError(BindsearchError):
     """One input file (or value) that cannot be turned into model input.
 

@@ -57,6 +57,9 @@ def index(
         typer.Option("--auto-tag", metavar="LABELS",
                      help='Tag every new item with the closest of these labels (zero-shot): "dog,car,bird".'),
     ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Read again the files that failed before, changed or not.")
+    ] = False,
     errors: Annotated[bool, typer.Option("--errors", "-e", help="List every failed file with its reason.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -74,10 +77,10 @@ def index(
         if isinstance(observer, RichIndexProgress):
             with observer:
                 report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size,
-                                   workers=workers, windows=windows, auto_tag=labels)
+                                   workers=workers, windows=windows, auto_tag=labels, retry_failed=retry_failed)
         else:
             report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size, workers=workers,
-                               windows=windows, auto_tag=labels)
+                               windows=windows, auto_tag=labels, retry_failed=retry_failed)
     if as_json:
         print_json(report)
     else:

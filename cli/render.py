@@ -128,7 +128,8 @@ def index_summary(report: IndexReport) -> str:
         f"unchanged {report.unchanged}",
         f"moved {report.moved}",
         f"removed {report.removed}",
-        f"failed {report.failed}",
+        f"failed {report.failed}" + (f" ({report.still_failed} unchanged since they failed, not read again)"
+                                     if report.still_failed else ""),
     ]
     if report.skipped:
         parts.append(f"skipped {report.skipped} ({_skipped_why(report)})")
@@ -174,6 +175,8 @@ def print_info(info: LibraryInfo) -> None:
     table.add_row("failed", str(len(info.failed)))
     table.add_row("size", _human_bytes(info.size_bytes))
     table.add_row("schema", str(info.schema_version))
+    if info.read_only:
+        table.add_row("access", f"read-only ({info.read_only}): searches only")
     out.print(table)
     for f in info.failed:
         out.print(f"  [red]failed[/] {escape(display_path(f.path))}: {escape(f.reason)}")

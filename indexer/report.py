@@ -19,6 +19,8 @@ class IndexReport:
     both fail is one failed file, with the first reason); skipped: media the
     space has no encoder for (``unsupported`` of them), and files with nothing
     of a modality in them (a video without a soundtrack).
+    still_failed: those of the failed files that failed before and have not
+    changed since: not read again, reported with the reason stored.
     """
 
     added: int = 0
@@ -27,6 +29,7 @@ class IndexReport:
     moved: int = 0
     removed: int = 0
     failed: int = 0
+    still_failed: int = 0
     skipped: int = 0
     unsupported: int = 0
     embedded: int = 0

@@ -15,7 +15,7 @@ import numpy as np
 from bindsearch.errors import BindsearchError, DiskFullError, SpaceError, UsageError
 from bindsearch.library import Library, LibraryWriter, StoredItem
 from bindsearch.library.disk_space import disk_full_message, disk_is_full
-from bindsearch.library.schema import STATUS_OK, STATUS_SKIPPED, UNKNOWN_DURATION
+from bindsearch.library.schema import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, UNKNOWN_DURATION
 from bindsearch.modality import Modality
 from bindsearch.windows import WINDOWED, WindowSettings, chunks, file_windows, pool_windows, window_times
 
@@ -44,6 +44,8 @@ _MIN_FILES_FOR_WORKERS = 48
 _VIDEO_BATCH = 4
 # A long file's clips are read and embedded this many at a time (video clips are larger).
 _CLIPS_PER_CHUNK = {Modality.AUDIO: 32, Modality.VIDEO: 8}
+# The reason the loaders and the walk record for a file they may not read.
+_PERMISSION_DENIED = "permission denied"
 
 
 class _Windowed:
@@ -93,6 +95,7 @@ def index_paths(
     workers: int | None = None,
     windows: WindowSettings | None = None,
     auto_tag: Sequence[str] | None = None,
+    retry_failed: bool = False,
 ) -> IndexReport:
     """Bring the library up to date with the files under ``paths``.
 
@@ -106,7 +109,10 @@ def index_paths(
     are also cut into time windows as the library's window settings say;
     ``windows`` changes those settings (the library's audio and video are then
     read again). ``auto_tag`` labels: every new item is tagged with the label
-    its vector is closest to (zero-shot, see ``bindsearch.classify``). Work is
+    its vector is closest to (zero-shot, see ``bindsearch.classify``). A file
+    that failed before and has not changed since costs a stat too: it is
+    reported as failed again with the reason stored, unless ``retry_failed``
+    (then it is read again). Work is
     committed in batches; a KeyboardInterrupt commits what is done and returns
     a report with ``interrupted`` set.
     """
@@ -128,7 +134,7 @@ def index_paths(
             if windows is not None and library.set_window_settings(windows):
                 report.window_settings_changed = True
             run = _Run(library, writer, report, observer, batch_size, workers,
-                       _auto_tagger(space, auto_tag) if auto_tag else None)
+                       _auto_tagger(space, auto_tag) if auto_tag else None, retry_failed)
             try:
                 run.execute(roots, forced)
             except KeyboardInterrupt:
@@ -168,7 +174,8 @@ def check_arguments(
 
 class _Run:
     def __init__(self, library: Library, writer: LibraryWriter, report: IndexReport,
-                 observer: IndexObserver, batch_size: int, workers: int | None, tagger: Any = None) -> None:
+                 observer: IndexObserver, batch_size: int, workers: int | None, tagger: Any = None,
+                 retry_failed: bool = False) -> None:
         self.library = library
         self.space = library.space
         self.writer = writer
@@ -185,6 +192,7 @@ class _Run:
         self.work: list[tuple[FoundFile, StoredItem | None]] = []
         self.windowed: dict[int, _Windowed] = {}  # long files in progress, by task index
         self.tagger = tagger  # a LabelSet for --auto-tag, or None
+        self.retry_failed = retry_failed
         self.without_duration: list[StoredItem] = []  # unchanged audio and video whose length is not known
 
     def execute(self, roots: list[str], forced: Modality | None) -> None:
@@ -227,18 +235,32 @@ class _Run:
                     self.without_duration.append(old)  # indexed before durations were recorded
             elif same_stat and old.status == STATUS_SKIPPED:
                 self.report.skipped += 1
+            elif same_stat and old.status == STATUS_FAILED and not self._read_again(old):
+                # Reading it again would fail again: a damaged file stays damaged until it changes.
+                self.report.fail(f.path, old.error or "failed before")
+                self.report.still_failed += 1
             else:
                 work.append((f, old))
 
-        # Items whose file is gone, unless it lies in a folder we could not read.
+        # Items whose file is gone, unless it lies in a folder we could not read. An item the walk did
+        # not list but whose file is still there (indexed as another modality with --modality, or of a
+        # kind this walk skips) is no one's to delete: only a file that is gone takes its item along.
         blocked = [d.rstrip(os.sep) + os.sep for d, _ in found.unreadable_dirs]
         gone = {
             key: item for key, item in stored.items()
             if key not in seen and not any(item.path.startswith(b) for b in blocked)
+            and not os.path.lexists(item.path)
         }
         gone_by_hash = {(item.content_hash, item.modality): key for key, item in gone.items()
                         if item.content_hash and item.status == STATUS_OK}
         return work, gone, gone_by_hash
+
+    def _read_again(self, failed: StoredItem) -> bool:
+        """Whether to read a file that failed and has not changed: with --retry-failed, or when it
+        failed for want of permission and can be read now (chmod changes no size or mtime)."""
+        if self.retry_failed:
+            return True
+        return failed.error == _PERMISSION_DENIED and os.access(failed.path, os.R_OK)
 
     def _needs_windows(self, item: StoredItem) -> bool:
         """An audio or video item not yet cut into windows under the current settings."""
@@ -354,9 +376,11 @@ class _Run:
             return True
         moved_key = gone_by_hash.pop((digest, f.modality), None)
         if moved_key is not None:
+            moved = gone.pop(moved_key)
             if old is not None:
-                self.writer.remove(old.id, old.modality)  # frees (path, modality) for the moved item
-            self.writer.move(gone.pop(moved_key).id, f.path, f.size, f.mtime_ns)
+                # Frees (path, modality) for the moved item, which takes the tags given to this path too.
+                self.writer.remove(old.id, old.modality, tags_to=moved.id)
+            self.writer.move(moved.id, f.path, f.size, f.mtime_ns)
             self.report.moved += 1
             return True
         self.writer.commit()  # a copy of a file embedded earlier in this run is found once committed

@@ -29,8 +29,10 @@ from ..spaces.registry import space_from_spec
 from ..vectors import from_blobs
 from .disk_space import disk_full_message, disk_is_full
 from ..windows import WINDOWED, WindowSettings
+from .integrity import damaged, refuse_if_damaged
 from .lock import WriterLock
 from .migrations import migrate
+from .read_only import read_only_uris, refuse, why_read_only
 from .schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, Base, Item, Meta, Tag, Vector, Window
 from .selection import under
 from .soundness import CHECKED_KEY, check_stored_vectors, index_disagreement, unusable_problem
@@ -77,6 +79,8 @@ class LibraryInfo:
     windows: dict[str, int] = field(default_factory=dict)
     # How many items carry each tag.
     tags: dict[str, int] = field(default_factory=dict)
+    # Why this process cannot change the library (it can still search it), or None.
+    read_only: str | None = None
 
 
 class StoredItem(NamedTuple):
@@ -94,6 +98,7 @@ class StoredItem(NamedTuple):
     status: str
     window_count: int | None
     duration: float | None
+    error: str | None = None  # why a failed item failed
 
 
 class StoredWindow(NamedTuple):
@@ -116,14 +121,18 @@ class Library:
     (``index/<modality>.windows-g<N>.faiss``), kept the same way.
     """
 
-    def __init__(self, path: Path, engine: Engine, meta: dict[str, str], space: Space | None) -> None:
+    def __init__(self, path: Path, engine: Engine, meta: dict[str, str], space: Space | None,
+                 read_only: str | None = None) -> None:
         self.path = path
         self._engine = engine
         self._meta = meta
         self._space = space
+        # Why this process cannot write the library, or None: searches work, changes are refused.
+        self.read_only = read_only
         self._indexes: dict[tuple[Modality, bool], VectorIndex] = {}  # (modality, windows?) -> index
         # Ids left out of the indexes this process loads: unusable vectors of a library it cannot repair.
         self._dropped: dict[tuple[Modality, bool], set[int]] = {}
+        self._index_generations: dict[tuple[Modality, bool], int] = {}  # the generation each loaded index is of
 
     # -- opening ----------------------------------------------------------------
 
@@ -140,7 +149,9 @@ class Library:
         An existing library remembers its space: ``space`` may be omitted, and if
         given must be the same space, else SpaceMismatchError. With
         ``create=True`` a missing library is created with ``space`` (default:
-        ``BINDSEARCH_SPACE`` or the built-in default space).
+        ``BINDSEARCH_SPACE`` or the built-in default space). A library this
+        process cannot write is opened read-only (``read_only`` says why): it
+        can be searched, and every change raises ReadOnlyLibraryError.
         """
         folder = Path(path).expanduser() if path is not None else default_library_path()
         folder = folder.absolute()
@@ -149,11 +160,14 @@ class Library:
             if not create:
                 raise LibraryError(f"no library at {folder} (index some files to create one)")
             return cls._create(folder, load_space(space))
-        engine = _engine(db_path)
+        read_only = why_read_only(folder, db_path)
+        engine = _read_only_engine(db_path) if read_only else _engine(db_path)
         try:
             with engine.begin() as conn:
                 meta = {row.key: row.value for row in conn.execute(select(Meta.key, Meta.value))}
                 found = int(meta.get("schema_version", "0"))
+                if found != SCHEMA_VERSION and read_only:
+                    raise refuse(folder, read_only, f"upgrade it from schema {found} to {SCHEMA_VERSION}")
                 if found != SCHEMA_VERSION:
                     migrate(conn, found, str(folder))
                     conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION)))
@@ -163,13 +177,22 @@ class Library:
             if disk_is_full(exc, folder):  # SQLite needs room for its journal even to read
                 raise DiskFullError(disk_full_message(folder, "nothing was changed")) from None
             raise LibraryError(f"{db_path} is not a readable bindsearch library ({_sql_reason(exc)})") from None
+        except LibraryError:
+            engine.dispose()
+            raise
         if "space_spec" not in meta:
             engine.dispose()
             raise LibraryError(f"{db_path} is not a bindsearch library (it records no space)")
-        library = cls(folder, engine, meta, None)
+        library = cls(folder, engine, meta, None, read_only)
+        if read_only:
+            log.warning("library %s is read-only (%s): it can be searched, not changed; "
+                        "indexes rebuilt from it are kept in memory only", folder, read_only)
         if space is not None:
             requested = load_space(space)
             if requested.fingerprint != meta["space_fingerprint"] and library._holds_no_vectors():
+                if read_only:
+                    engine.dispose()
+                    raise refuse(folder, read_only, f"switch it to space {requested.name}")
                 # Nothing embedded yet (say a first run could not load its model): nothing to lose.
                 # Under the writer lock, so that a run of the first space is not overtaken.
                 try:
@@ -347,6 +370,8 @@ class Library:
         from .tags import TaggedItem, change_tags, check_tags, items_at, tags_of
 
         add, remove = check_tags(add), check_tags(remove)
+        if add or remove:
+            self._refuse_if_read_only("change tags")
         with self._engine.begin() as conn:
             found = items_at(conn, [os.fspath(p) for p in paths])
             ids = [i for i, _, _ in found]
@@ -461,7 +486,15 @@ class Library:
         return sorted(set(same_file)), from_blobs([data], self.dim)[0]
 
     def info(self, max_failed: int | None = None) -> LibraryInfo:
-        """Counts per modality, failed files and size on disk."""
+        """Counts per modality, failed files and size on disk; LibraryError for a damaged database
+        (SQLite's quick check runs first: a second for 100 000 items, where a query takes milliseconds)."""
+        self.check_damage()
+        try:
+            return self._info(max_failed)
+        except DatabaseError as exc:
+            raise damaged(str(self.path), _sql_reason(exc)) from None
+
+    def _info(self, max_failed: int | None) -> LibraryInfo:
         from .tags import tag_counts
 
         with self._engine.connect() as conn:
@@ -490,6 +523,7 @@ class Library:
             window_settings=self.window_settings.to_dict(),
             windows={m: n for m, n in sorted(window_rows)},
             tags=tags,
+            read_only=self.read_only,
         )
 
     # -- reading ----------------------------------------------------------------
@@ -522,8 +556,9 @@ class Library:
                 # Paths are stored as the OS's bytes (schema.FsPath).
                 rows = cursor.execute(_ITEMS_UNDER_SQL, under(root)).fetchall()
                 out += [
-                    make((i, p.decode(encoding, errors), modalities[m], size, mtime, digest, status, windows, seconds))
-                    for i, p, m, size, mtime, digest, status, windows, seconds in rows
+                    make((i, p.decode(encoding, errors), modalities[m], size, mtime, digest, status, windows, seconds,
+                          error))
+                    for i, p, m, size, mtime, digest, status, windows, seconds, error in rows
                 ]
             cursor.close()
         finally:
@@ -627,6 +662,18 @@ class Library:
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         return ids, from_blobs([r[1] for r in rows], self.dim)
 
+    def refresh(self) -> None:
+        """Forget the loaded indexes another process has changed since (their generation moved on):
+        the next use loads them again. Every search starts with this, so that a library kept open sees
+        what other processes index meanwhile."""
+        if not self._indexes:
+            return
+        with self._engine.connect() as conn:
+            current = dict(conn.execute(select(Meta.key, Meta.value).where(Meta.key.like("generation:%"))).all())
+        for key in list(self._indexes):
+            if int(current.get(_generation_key(*key), 0)) != self._index_generations.get(key):
+                self._indexes.pop(key, None)
+
     def vector_index(self, modality: Modality, windows: bool = False) -> VectorIndex:
         """The FAISS index of ``modality`` (of its windows with ``windows``), loaded once.
 
@@ -643,6 +690,7 @@ class Library:
 
     def _load_or_rebuild(self, modality: Modality, windows: bool) -> VectorIndex:
         generation, count = self._generation_and_count(modality, windows)
+        self._index_generations[(modality, windows)] = generation
         path = self._index_file(modality, windows, generation)
         problem = None
         if count == 0:
@@ -666,10 +714,12 @@ class Library:
         index.add(ids, vectors)
         log.warning("rebuilt the %s index of library %s from stored vectors (%s; %d vectors)",
                     _index_name(modality, windows), self.path, problem, index.size)
+        if self.read_only:
+            return index  # answers queries from memory
         try:
             self._save_index(modality, windows, index, generation)
         except OSError:
-            pass  # a read-only library still answers queries from the rebuilt index in memory
+            pass  # a library that cannot be written still answers queries from the rebuilt index in memory
         return index
 
     def _generation_and_count(self, modality: Modality, windows: bool = False) -> tuple[int, int]:
@@ -741,17 +791,38 @@ class Library:
 
     # -- writing ------------------------------------------------------------------
 
+    def _refuse_if_read_only(self, action: str) -> None:
+        if self.read_only:
+            raise refuse(self.path, self.read_only, action)
+
+    def check_damage(self) -> None:
+        """LibraryError if SQLite's quick check finds the database damaged (it reads every page)."""
+        raw = self._engine.raw_connection()
+        try:
+            refuse_if_damaged(raw, str(self.path))
+        finally:
+            raw.close()
+
     @contextmanager
     def writer(self) -> Iterator[LibraryWriter]:
         """Exclusive write access: a LibraryWriter whose batches commit atomically.
 
         FAISS indexes are saved when the block ends, however it ends; a process
         killed before that leaves them stale, and they are rebuilt on next use.
+        Refused (ReadOnlyLibraryError) for a library this process cannot write, and
+        (LibraryError) for one whose database SQLite's quick check finds damaged.
         """
+        self._refuse_if_read_only("index, remove or change its items")
         lock = WriterLock(str(self.path / LOCK_FILE), str(self.path))
         lock.acquire()
-        with self._engine.connect() as conn:
-            held = conn.execute(select(Meta.value).where(Meta.key == "space_fingerprint")).scalar()
+        try:
+            self.check_damage()
+            self.refresh()  # what was loaded before the lock may be older than what other writers committed
+            with self._engine.connect() as conn:
+                held = conn.execute(select(Meta.value).where(Meta.key == "space_fingerprint")).scalar()
+        except BaseException:
+            lock.release()
+            raise
         if held != self._meta["space_fingerprint"]:
             lock.release()
             raise SpaceMismatchError(
@@ -831,9 +902,9 @@ class LibraryWriter:
         """Give an item a new path (a moved or renamed file): its id and vector stay."""
         self._ops.append(("move", (item_id, new_path, size, mtime_ns)))
 
-    def remove(self, item_id: int, modality: Modality) -> None:
-        """Delete an item and its vector."""
-        self._ops.append(("remove", (item_id, modality)))
+    def remove(self, item_id: int, modality: Modality, *, tags_to: int | None = None) -> None:
+        """Delete an item and its vector; its tags go too, or to the item ``tags_to`` (one that takes its place)."""
+        self._ops.append(("remove", (item_id, modality, tags_to)))
 
     def commit(self) -> None:
         """Write every staged change in one transaction, then mirror it in the FAISS indexes."""
@@ -864,17 +935,21 @@ class LibraryWriter:
                         update(Item).where(Item.id == item_id).values(path=new_path, size=size, mtime_ns=mtime_ns)
                     )
                 elif kind == "remove":
-                    item_id, modality = args
+                    item_id, modality, tags_to = args
                     status = conn.execute(select(Item.status).where(Item.id == item_id)).scalar()
                     _delete_windows(conn, item_id, modality, changes)
+                    if tags_to is not None:
+                        from .tags import copy_tags
+
+                        copy_tags(conn, item_id, tags_to)
                     conn.execute(delete(Vector).where(Vector.item_id == item_id))
                     conn.execute(delete(Tag).where(Tag.item_id == item_id))
                     conn.execute(delete(Item).where(Item.id == item_id))
                     if status == STATUS_OK:
                         changes.remove((modality, False), [item_id])
-            for modality, windows in changes.touched:
-                _bump_generation(conn, modality, windows)
+            generations = {key: _bump_generation(conn, *key) for key in changes.touched}
         self._ops.clear()
+        lib._index_generations.update(generations)  # the indexes loaded above, once changed below
         self._dirty.update(changes.touched)
         try:
             for key in changes.touched:
@@ -987,17 +1062,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _bump_generation(conn: Any, modality: Modality, windows: bool = False) -> None:
+def _bump_generation(conn: Any, modality: Modality, windows: bool = False) -> int:
+    """Count one more change of this index; the new generation."""
     key = _generation_key(modality, windows)
     current = conn.execute(select(Meta.value).where(Meta.key == key)).scalar()
     if current is None:
         conn.execute(Meta.__table__.insert().values(key=key, value="1"))
-    else:
-        conn.execute(update(Meta).where(Meta.key == key).values(value=str(int(current) + 1)))
+        return 1
+    conn.execute(update(Meta).where(Meta.key == key).values(value=str(int(current) + 1)))
+    return int(current) + 1
 
 
 _ITEMS_UNDER_SQL = (
-    "SELECT id, path, modality, size, mtime_ns, content_hash, status, window_count, duration "
+    "SELECT id, path, modality, size, mtime_ns, content_hash, status, window_count, duration, error "
     f"FROM {Item.__tablename__} "
     "WHERE path = ? OR (path >= ? AND path < ?)"
 )
@@ -1027,8 +1104,25 @@ def _blob(vector: np.ndarray, dim: int) -> bytes:
     return to_blob(vector, dim)
 
 
-def _engine(db_path: Path) -> Engine:
+def _read_only_engine(db_path: Path) -> Engine:
+    """An engine on a database this process cannot write: the first read-only mode SQLite reads it in."""
+    problem: Exception | None = None
+    for uri in read_only_uris(db_path):
+        engine = _engine(db_path, uri)
+        try:
+            with engine.connect() as conn:
+                conn.execute(select(Meta.key).limit(1)).all()
+            return engine
+        except (DatabaseError, OperationalError) as exc:
+            engine.dispose()
+            problem = exc
+    raise LibraryError(f"{db_path} is not a readable bindsearch library ({_sql_reason(problem)})")
+
+
+def _engine(db_path: Path, read_only_uri: str | None = None) -> Engine:
     def connect() -> sqlite3.Connection:
+        if read_only_uri is not None:
+            return sqlite3.connect(read_only_uri, uri=True, timeout=30, check_same_thread=False)
         return sqlite3.connect(str(db_path), timeout=30, check_same_thread=False)
 
     engine = create_engine("sqlite://", creator=connect)
@@ -1036,7 +1130,8 @@ def _engine(db_path: Path) -> Engine:
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
+        if read_only_uri is None:
+            cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
         cur.execute("PRAGMA synchronous=FULL")  # a committed batch survives power loss too
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()

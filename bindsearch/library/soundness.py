@@ -83,11 +83,13 @@ def check_stored_vectors(library: Any, bump_generation: Callable[[Any, Modality,
     those indexes are rebuilt from what is left. A library that cannot be written to (read-only, or being
     written by another process) stays as it is: the items are left out of this process's indexes only.
     """
-    lock: WriterLock | None = WriterLock(os.path.join(library.path, "write.lock"), str(library.path))
-    try:
-        lock.acquire()  # before the scan, so that no writer changes an item between the scan and the repair
-    except (LibraryLockedError, OSError):
-        lock = None
+    lock: WriterLock | None = None
+    if not getattr(library, "read_only", None):
+        lock = WriterLock(os.path.join(library.path, "write.lock"), str(library.path))
+        try:
+            lock.acquire()  # before the scan, so that no writer changes an item between the scan and the repair
+        except (LibraryLockedError, OSError):
+            lock = None
     try:
         raw = library._engine.raw_connection()
         try:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, delete, func, or_, select
+from sqlalchemy import Connection, delete, func, literal, or_, select
 
 from ..errors import UsageError
 from .schema import Item, Tag
@@ -61,6 +61,12 @@ def change_tags(conn: Connection, item_ids: Sequence[int], add: Sequence[str], r
         for begin in range(0, len(item_ids), 500):
             chunk = list(item_ids[begin : begin + 500])
             conn.execute(delete(Tag).where(Tag.item_id.in_(chunk), Tag.tag.in_(list(remove))))
+
+
+def copy_tags(conn: Connection, from_id: int, to_id: int) -> None:
+    """Give item ``to_id`` every tag of item ``from_id`` (an item that takes another's place)."""
+    conn.execute(Tag.__table__.insert().prefix_with("OR IGNORE").from_select(
+        ["item_id", "tag"], select(literal(to_id), Tag.tag).where(Tag.item_id == from_id)))
 
 
 def tags_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:

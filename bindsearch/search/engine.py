@@ -146,6 +146,7 @@ def search(
         raise UsageError(f"k must be a positive number of results (got {k})")
     if dedup is not None and not -1.0 <= dedup <= 1.0:
         raise UsageError(f"the dedup threshold is a cosine similarity between -1 and 1 (got {dedup})")
+    library.refresh()  # another process may have indexed more since the library was opened
     vector, excluded = query_vector(library, query)
     filters = (filters or Filters()).excluding(excluded)
     pooled = _Pooled(library)
