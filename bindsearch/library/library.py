@@ -341,6 +341,13 @@ class Library:
         with self._engine.connect() as conn:
             return tags_of(conn, ids)
 
+    def unknown_tags(self, tags: Sequence[str]) -> list[str]:
+        """Those of ``tags`` that no item carries."""
+        from .tags import unknown_tags
+
+        with self._engine.connect() as conn:
+            return unknown_tags(conn, tags)
+
     # -- what searches need ----------------------------------------------------------
 
     def select(self, modality: Modality, filters: Filters) -> np.ndarray:
@@ -390,6 +397,8 @@ class Library:
 
         with self._engine.connect() as conn:
             if isinstance(ref, int) or (ref.isdigit() and not os.path.exists(ref)):
+                if not 0 <= int(ref) < 1 << 63:  # past SQLite's integers: no item has it
+                    raise UsageError(f"no embedded item with id {ref} in the library")
                 row = conn.execute(select(Item.id, Item.path, Item.modality).where(
                     Item.id == int(ref), Item.status == STATUS_OK)).first()
                 if row is None:
