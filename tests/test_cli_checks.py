@@ -26,8 +26,10 @@ _PROBE = r"""
 import contextlib, io, json, os, sys
 from bindsearch.cli.app import main
 results = []
+base = dict(os.environ)
 for case in json.loads(sys.argv[1]):
-    os.environ.pop("BINDSEARCH_DEVICE", None)
+    os.environ.clear()
+    os.environ.update(base)
     os.environ.update(case.get("env", {}))
     sys.argv = ["bindsearch", *case["args"]]
     stderr = io.StringIO()
@@ -63,6 +65,9 @@ def test_bad_arguments_fail_in_one_line_before_any_model_loads(tagged_library):
     cases = [
         (query + ["--target", "smell"], "unknown modality 'smell'"),
         (query + ["--space", str(other)], "holds vectors of space openclip:inline-config/random(seed=0)"),
+        # The default space's checkpoint is not there (and may not be fetched): its dimension tells it apart.
+        (query + ["--space", "imagebind-huge"], "not of imagebind-huge (1024 dims)",
+         {"BINDSEARCH_OFFLINE": "1"}),
         (query + ["--max-size", "99999999999999999999999999"], "larger than any file can be"),
         (query + ["--min-size", "1" + "0" * 19], "larger than any file can be"),
         (query + ["--min-duration", "nan"], "--min-duration: a duration is a number of seconds, at least 0"),
@@ -96,7 +101,8 @@ def test_bad_arguments_fail_in_one_line_before_any_model_loads(tagged_library):
 
 def test_a_gpu_device_that_is_not_there_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "bindsearch.cli", "info", "--library", str(tmp_path / "none")],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "BINDSEARCH_DEVICE": "cuda:99"})
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "BINDSEARCH_DEVICE": "cuda:99"})
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: BINDSEARCH_DEVICE='cuda:99': PyTorch sees"), done.stderr
     assert "no library" not in done.stderr  # refused before the command did anything

@@ -160,7 +160,11 @@ class Library:
         library = cls(folder, engine, meta, None)
         if space is not None:
             requested = load_space(space)
-            if requested.fingerprint != meta["space_fingerprint"] and library._holds_no_vectors():
+            # Another number of dimensions tells a different space without the fingerprint, whose
+            # checkpoint identity could mean a download.
+            other_dim = requested.dim != int(meta["dim"])
+            differs = other_dim or requested.fingerprint != meta["space_fingerprint"]
+            if differs and library._holds_no_vectors():
                 # Nothing embedded yet (say a first run could not load its model): nothing to lose.
                 # Under the writer lock, so that a run of the first space is not overtaken.
                 try:
@@ -170,12 +174,13 @@ class Library:
                 except LibraryLockedError:
                     engine.dispose()
                     raise
-            elif requested.fingerprint != meta["space_fingerprint"]:
+            elif differs:
                 engine.dispose()
+                identity = f"{requested.dim} dims" if other_dim else f"fingerprint {requested.fingerprint}"
                 raise SpaceMismatchError(
                     f"library {folder} holds vectors of space {meta['space_name']} "
                     f"(fingerprint {meta['space_fingerprint']}), not of {requested.name} "
-                    f"(fingerprint {requested.fingerprint}); leave out the space to use the library's own, "
+                    f"({identity}); leave out the space to use the library's own, "
                     "or choose another library"
                 )
             library._space = requested

@@ -110,7 +110,8 @@ def check_filters(library: Library, filters: Filters) -> None:
     missing = library.unknown_tags(filters.tags) if filters.tags else []
     if missing:
         names = ", ".join(repr(t) for t in missing)
-        raise UsageError(f"no item in the library carries the tag {names} (bindsearch info lists the tags)")
+        raise UsageError(f"no item in the library carries the tag{'s' if len(missing) > 1 else ''} {names} "
+                         "(bindsearch info lists the tags)")
 
 
 def resolve_targets(library: Library, targets: Iterable[Modality | str] | Modality | str | None) -> list[Modality]:
