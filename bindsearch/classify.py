@@ -127,12 +127,17 @@ class LabelSet:
             out.append(sorted(row, key=lambda x: (-x.probability, -x.score)))
         return out
 
-    def best(self, modality: Modality, vectors: np.ndarray) -> list[str]:
-        """The most probable label of each row (the highest cosine: the softmax keeps the order)."""
+    def best(self, modality: Modality, vectors: np.ndarray, min_probability: float | None = None) -> list[str | None]:
+        """The most probable label of each row (the highest cosine: the softmax keeps the order); None for a
+        row whose best label's probability falls short of ``min_probability``."""
         if len(vectors) == 0:
             return []
         similarities = np.asarray(vectors, dtype=np.float32) @ self.vectors(modality).T
-        return [self.labels[int(i)] for i in similarities.argmax(axis=1)]
+        chosen = similarities.argmax(axis=1)
+        if min_probability is None:
+            return [self.labels[int(i)] for i in chosen]
+        top = label_probabilities(similarities, self.space.logit_scale(modality)).max(axis=1)
+        return [self.labels[int(i)] if p >= min_probability else None for i, p in zip(chosen, top)]
 
 
 def classify(

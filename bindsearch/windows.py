@@ -25,6 +25,8 @@ WINDOWED = frozenset({Modality.AUDIO, Modality.VIDEO})
 CLIP_SECONDS = 2.0
 # A trailing piece of the file shorter than a clip is embedded as a shorter clip if it lasts this long.
 MIN_TAIL_SECONDS = 0.5
+# Longer windows than a day would find no moment worth the name (and their clip counts grow without bound).
+MAX_WINDOW_SECONDS = 86400.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class WindowSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"window {name} must be a number of seconds, got {value!r}")
+            if value > MAX_WINDOW_SECONDS:
+                raise ValueError(f"window {name} must be at most {MAX_WINDOW_SECONDS:g} s (a day), got {value:g}")
         if self.seconds == 0:
             return
         for name in ("seconds", "hop"):

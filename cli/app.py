@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import typer
 
 from bindsearch import __version__
+from bindsearch.errors import BindsearchError
+from bindsearch.spaces.torch_runtime import check_device
 
 from . import classify as classify_cmd
 from . import duplicates as duplicates_cmd
@@ -18,7 +22,8 @@ from . import query as query_cmd
 from . import remove as remove_cmd
 from . import tag as tag_cmd
 from . import watch as watch_cmd
-from .console import setup_logging
+from .console import CommandLineError, fail, fail_on_usage, quiet_broken_pipe, setup_logging
+from .help import Command
 
 app = typer.Typer(
     name="bindsearch",
@@ -43,20 +48,34 @@ def _root(
     ] = None,
 ) -> None:
     setup_logging()
+    if os.environ.get("BINDSEARCH_DEVICE"):
+        try:
+            check_device(os.environ["BINDSEARCH_DEVICE"])  # before any work, not when a model first loads
+        except BindsearchError as exc:
+            raise fail(str(exc), exc.exit_code) from None
 
 
-app.command("index")(index_cmd.index)
-app.command("query")(query_cmd.query)
-app.command("embed")(embed_cmd.embed)
-app.command("info")(info_cmd.info)
-app.command("tag")(tag_cmd.tag)
-app.command("classify")(classify_cmd.classify)
-app.command("remove")(remove_cmd.remove)
-app.command("export")(export_cmd.export)
-app.command("duplicates")(duplicates_cmd.duplicates)
-app.command("watch")(watch_cmd.watch)
+app.command("index", cls=Command)(index_cmd.index)
+app.command("query", cls=Command)(query_cmd.query)
+app.command("embed", cls=Command)(embed_cmd.embed)
+app.command("info", cls=Command)(info_cmd.info)
+app.command("tag", cls=Command)(tag_cmd.tag)
+app.command("classify", cls=Command)(classify_cmd.classify)
+app.command("remove", cls=Command)(remove_cmd.remove)
+app.command("export", cls=Command)(export_cmd.export)
+app.command("duplicates", cls=Command)(duplicates_cmd.duplicates)
+app.command("watch", cls=Command)(watch_cmd.watch)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: typer's own usage errors become one ``error:`` line too."""
+    try:
+        status = app(prog_name="bindsearch", standalone_mode=False)
+        sys.stdout.flush()  # here, so that a reader gone away is noticed while it can still be handled
+    except CommandLineError as exc:
+        status = fail_on_usage(exc).exit_code
+    except typer.Abort:
+        status = 130
+    except BrokenPipeError:
+        status = quiet_broken_pipe().exit_code
+    sys.exit(status or 0)

@@ -14,6 +14,11 @@ from rich.console import Console
 
 from bindsearch.errors import BindsearchError, first_line
 
+try:  # what typer raises for a command line it cannot parse (recent typer carries its own click)
+    from typer import TyperException as CommandLineError
+except ImportError:  # older typer, on click itself
+    from click import ClickException as CommandLineError
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -21,12 +26,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_FAILED_FILES = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a Unix tool stopped by SIGPIPE
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` on stderr; returns the Exit to raise."""
     err.print(f"[bold red]error:[/] {_escape(message)}")
     return typer.Exit(code)
+
+
+def fail_on_usage(exc: CommandLineError) -> typer.Exit:
+    """A usage error found while parsing the command line (an unknown option, a missing argument) as one
+    ``error:`` line naming the command, instead of typer's usage block. Returns the Exit to raise.
+
+    ``bindsearch`` alone is no error: its help is shown, as asked for."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()  # type: ignore[attr-defined]
+        return typer.Exit(exc.exit_code)
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "bindsearch"
+    message = " ".join(line.strip() for line in exc.format_message().splitlines() if line.strip())
+    return fail(f"{command}: {message} (see {command} --help)", exc.exit_code)
+
+
+def quiet_broken_pipe() -> typer.Exit:
+    """The reader of stdout went away (``query ... | head``): stop without a word, as Unix tools do.
+
+    stdout is pointed at /dev/null first, so that the interpreter's own flush at exit finds no
+    closed pipe to complain about. Returns the Exit to raise."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return typer.Exit(EXIT_BROKEN_PIPE)
 
 
 def handles_errors(command: F) -> F:
@@ -42,6 +73,8 @@ def handles_errors(command: F) -> F:
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted", EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            raise quiet_broken_pipe() from None
         except Exception as exc:
             if os.environ.get("BINDSEARCH_DEBUG"):
                 raise

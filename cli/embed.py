@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 import bindsearch
 from bindsearch.errors import LibraryError, UsageError
 
 from .console import handles_errors
-from .options import (
-    AudioOption,
-    DepthOption,
-    ImageOption,
-    ImuOption,
-    JsonOption,
-    LibraryOption,
-    SpaceOption,
-    TextOption,
-    ThermalOption,
-    VideoOption,
-)
+from .options import JsonOption, LibraryOption, SpaceOption
 from .render import print_json
 from .terms import terms_from_options
 
 
+def _input(flag: str, short: str | None, metavar: str, what: str) -> typer.models.OptionInfo:
+    """One input option. Taken as a list all the same, so that a second value is refused, not dropped."""
+    names = (flag, short) if short else (flag,)
+    return typer.Option(*names, metavar=metavar, help=f"{what} to embed (one input in all).", show_default=False)
+
+
 @handles_errors
 def embed(
-    text: TextOption = None,
-    image: ImageOption = None,
-    audio: AudioOption = None,
-    video: VideoOption = None,
-    depth: DepthOption = None,
-    thermal: ThermalOption = None,
-    imu: ImuOption = None,
+    text: Annotated[list[str] | None, _input("--text", "-t", "TEXT", "Text")] = None,
+    image: Annotated[list[str] | None, _input("--image", "-i", "FILE", "Image file")] = None,
+    audio: Annotated[list[str] | None, _input("--audio", "-a", "FILE", "Audio file")] = None,
+    video: Annotated[list[str] | None, _input("--video", "-v", "FILE", "Video file")] = None,
+    depth: Annotated[list[str] | None, _input("--depth", None, "FILE", "Depth map file")] = None,
+    thermal: Annotated[list[str] | None, _input("--thermal", None, "FILE", "Thermal image file")] = None,
+    imu: Annotated[list[str] | None, _input("--imu", None, "FILE", "IMU recording file")] = None,
     space: SpaceOption = None,
     library: LibraryOption = None,
     as_json: JsonOption = False,

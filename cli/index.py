@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,7 +24,7 @@ _SHOWN_ERRORS = 5
 @handles_errors
 def index(
     paths: Annotated[
-        list[Path], typer.Argument(metavar="PATH", help="Files and folders to index (folders recursively).")
+        list[str], typer.Argument(metavar="PATH", help="Files and folders to index (folders recursively).")
     ],
     library: LibraryOption = None,
     space: SpaceOption = None,
@@ -57,6 +56,12 @@ def index(
         typer.Option("--auto-tag", metavar="LABELS",
                      help='Tag every new item with the closest of these labels (zero-shot): "dog,car,bird".'),
     ] = None,
+    auto_tag_min: Annotated[
+        float | None,
+        typer.Option("--auto-tag-min", metavar="P",
+                     help="With --auto-tag: tag an item only when its closest label's probability is at least P "
+                          "(0 to 1); an item no label fits gets none."),
+    ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Read again the files that failed before, changed or not.")
     ] = False,
@@ -68,7 +73,9 @@ def index(
     Exit status: 0 when every file was indexed, 3 when some failed, 2 for bad
     arguments or an unusable library or space.
     """
-    check_arguments(paths, modality)  # before the library (and perhaps a download) is touched
+    check_arguments(paths, modality, auto_tag_min=auto_tag_min)  # before the library (or a download) is touched
+    if auto_tag_min is not None and auto_tag is None:
+        raise UsageError("--auto-tag-min goes with --auto-tag LABELS")
     labels = parse_labels(auto_tag) if auto_tag is not None else None
     with bindsearch.open_library(library, space, create=True) as lib:
         windows = window_settings(lib.window_settings, window, hop) if window is not None or hop is not None else None
@@ -77,10 +84,11 @@ def index(
         if isinstance(observer, RichIndexProgress):
             with observer:
                 report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size,
-                                   workers=workers, windows=windows, auto_tag=labels, retry_failed=retry_failed)
+                                   workers=workers, windows=windows, auto_tag=labels, auto_tag_min=auto_tag_min,
+                                   retry_failed=retry_failed)
         else:
             report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size, workers=workers,
-                               windows=windows, auto_tag=labels, retry_failed=retry_failed)
+                               windows=windows, auto_tag=labels, auto_tag_min=auto_tag_min, retry_failed=retry_failed)
     if as_json:
         print_json(report)
     else:

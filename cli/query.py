@@ -8,7 +8,7 @@ import typer
 
 import bindsearch
 from bindsearch.errors import UsageError
-from bindsearch.search import Filters, parse_date, parse_size
+from bindsearch.search import Filters, parse_date, parse_size, parse_targets
 
 from .console import err, handles_errors
 from .options import (
@@ -99,6 +99,9 @@ def query(
                           "into the best of them."),
     ] = None,
     paths_only: Annotated[bool, typer.Option("--paths", help="Print only the paths, one per line.")] = False,
+    null: Annotated[
+        bool, typer.Option("--null", "-0", help="Print only the paths, each followed by a NUL byte (for xargs -0).")
+    ] = False,
     library: LibraryOption = None,
     space: SpaceOption = None,
     as_json: JsonOption = False,
@@ -120,8 +123,8 @@ def query(
     its best time window, whose start and end are shown; --windows lists every
     matching moment (overlapping windows merged).
     """
-    if as_json and paths_only:
-        raise UsageError("choose one of --json and --paths")
+    if as_json and (paths_only or null):
+        raise UsageError(f"choose one of --json and {'--null' if null else '--paths'}")
     terms = terms_from_options(text, image=image, audio=audio, video=video, depth=depth, thermal=thermal, imu=imu,
                                expression=expression, minus=minus, like=like)
     filters = Filters(
@@ -132,12 +135,13 @@ def query(
         modified_before=parse_date(before) if before is not None else None,
         min_duration=min_duration, max_duration=max_duration,
     )
+    parse_targets(target)  # an unknown modality is refused before the library is opened
     with bindsearch.open_library(library, space) as lib:
         hits = lib.search(terms, targets=target, k=top, windows=windows, filters=filters, dedup=dedup)
     if as_json:
         print_json(hits)
-    elif hits and paths_only:
-        print_paths(hits)
+    elif hits and (paths_only or null):
+        print_paths(hits, b"\0" if null else b"\n")
     elif hits:
         print_hits(hits)
     else:  # said on stderr: a pipe reading --paths gets no stray line

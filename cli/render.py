@@ -6,6 +6,8 @@ import dataclasses
 import enum
 import json
 import math
+import os
+import sys
 from typing import Any
 
 from bindsearch.indexer import IndexReport
@@ -49,6 +51,8 @@ def print_hits(hits: list[Hit]) -> None:
     timed = any(h.start is not None for h in hits)
     tagged = any(h.tags for h in hits)
     if not stdout_is_terminal():
+        columns = ["rank", "score", "calibrated", "modality", *(["time"] if timed else []), "path"]
+        print("\t".join(columns + (["tags"] if tagged else [])))
         for h in hits:
             time = f"\t{_span(h)}" if timed else ""
             tags = f"\t{','.join(h.tags)}" if tagged else ""
@@ -75,18 +79,27 @@ def print_hits(hits: list[Hit]) -> None:
     out.print(table)
 
 
-def print_paths(hits: list[Hit]) -> None:
-    """One path per line, best first, each file once (for piping into other tools)."""
+def print_paths(hits: list[Hit], separator: bytes = b"\n") -> None:
+    """Each file's path once, best first, each followed by ``separator`` (for piping into other tools).
+
+    The path's bytes are written as the file system holds them (a name that is not UTF-8 comes back
+    as its own bytes), so that another program opens the very file; ``b"\0"`` separates names that
+    hold newlines.
+    """
     seen: set[str] = set()
+    sys.stdout.flush()
+    stream = sys.stdout.buffer
     for h in hits:
         if h.path not in seen:
             seen.add(h.path)
-            print(display_path(h.path))
+            stream.write(os.fsencode(h.path) + separator)
+    stream.flush()
 
 
 def print_classifications(results: list[Classification], top: int | None = None) -> None:
     """Per file its labels, most probable first, with their probabilities (the first ``top`` of them)."""
     if not stdout_is_terminal():
+        print("file\tlabel\tprobability")  # further label and probability pairs follow on the same row
         for r in results:
             if r.error is None:
                 labels = "\t".join(f"{s.label}\t{s.probability:.4f}" for s in r.labels[:top])
@@ -106,6 +119,8 @@ def print_classifications(results: list[Classification], top: int | None = None)
 
 def print_tagged(items: list[TaggedItem]) -> None:
     """Each item's path, modality and tags."""
+    if not stdout_is_terminal():
+        print("path\tmodality\ttags")
     for item in items:
         tags = ", ".join(item.tags) if item.tags else "(no tags)"
         if stdout_is_terminal():

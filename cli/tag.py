@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,15 +16,15 @@ from .render import print_json, print_tagged
 @handles_errors
 def tag(
     paths: Annotated[
-        list[Path], typer.Argument(metavar="PATH", help="Indexed files, or folders (every item under them).")
+        list[str], typer.Argument(metavar="PATH", help="Indexed files, or folders (every item under them).")
     ],
     add: Annotated[
         list[str] | None,
-        typer.Option("--add", "-a", metavar="TAG", show_default=False, help="Tag to add (repeatable)."),
+        typer.Option("--add", metavar="TAG", show_default=False, help="Tag to add (repeatable)."),
     ] = None,
     remove: Annotated[
         list[str] | None,
-        typer.Option("--remove", "-r", metavar="TAG", show_default=False, help="Tag to remove (repeatable)."),
+        typer.Option("--remove", metavar="TAG", show_default=False, help="Tag to remove (repeatable)."),
     ] = None,
     library: LibraryOption = None,
     as_json: JsonOption = False,

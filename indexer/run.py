@@ -95,6 +95,7 @@ def index_paths(
     workers: int | None = None,
     windows: WindowSettings | None = None,
     auto_tag: Sequence[str] | None = None,
+    auto_tag_min: float | None = None,
     retry_failed: bool = False,
 ) -> IndexReport:
     """Bring the library up to date with the files under ``paths``.
@@ -109,7 +110,8 @@ def index_paths(
     are also cut into time windows as the library's window settings say;
     ``windows`` changes those settings (the library's audio and video are then
     read again). ``auto_tag`` labels: every new item is tagged with the label
-    its vector is closest to (zero-shot, see ``bindsearch.classify``). A file
+    its vector is closest to (zero-shot, see ``bindsearch.classify``), when that label's probability
+    reaches ``auto_tag_min`` (if given; an item none fits gets no tag). A file
     that failed before and has not changed since costs a stat too: it is
     reported as failed again with the reason stored, unless ``retry_failed``
     (then it is read again). Work is
@@ -117,7 +119,7 @@ def index_paths(
     a report with ``interrupted`` set.
     """
     observer = observer or IndexObserver()
-    roots, forced = check_arguments(paths, modality)
+    roots, forced = check_arguments(paths, modality, auto_tag_min=auto_tag_min)
     space = library.space
     if forced is not None and forced not in space.modalities:
         have = ", ".join(sorted(m.value for m in space.modalities))
@@ -134,7 +136,7 @@ def index_paths(
             if windows is not None and library.set_window_settings(windows):
                 report.window_settings_changed = True
             run = _Run(library, writer, report, observer, batch_size, workers,
-                       _auto_tagger(space, auto_tag) if auto_tag else None, retry_failed)
+                       _auto_tagger(space, auto_tag) if auto_tag else None, auto_tag_min, retry_failed)
             try:
                 run.execute(roots, forced)
             except KeyboardInterrupt:
@@ -155,16 +157,22 @@ def index_paths(
 
 
 def check_arguments(
-    paths: Sequence[str | os.PathLike[str]], modality: Modality | str | None = None
+    paths: Sequence[str | os.PathLike[str]], modality: Modality | str | None = None, *,
+    auto_tag_min: float | None = None,
 ) -> tuple[list[str], Modality | None]:
-    """The absolute roots to index and the forced modality; UsageError for a missing path or unknown modality.
+    """The absolute roots to index and the forced modality; UsageError for a missing or empty path, an
+    unknown modality, or an --auto-tag-min that is no probability.
 
     Cheap, so that a front end can check its arguments before it opens (or creates) a library.
     """
     if not paths:
         raise UsageError("give at least one file or folder to index")
+    if auto_tag_min is not None and not 0.0 <= auto_tag_min <= 1.0:  # also refuses NaN
+        raise UsageError(f"--auto-tag-min is a probability, from 0 to 1 (got {auto_tag_min})")
     roots = []
     for p in paths:
+        if not os.fspath(p):
+            raise UsageError("an empty path names no file or folder (write . for the current folder)")
         root = os.path.abspath(os.fspath(p))
         if not os.path.lexists(root):
             raise UsageError(f"no such file or folder: {os.fspath(p)}")
@@ -175,7 +183,7 @@ def check_arguments(
 class _Run:
     def __init__(self, library: Library, writer: LibraryWriter, report: IndexReport,
                  observer: IndexObserver, batch_size: int, workers: int | None, tagger: Any = None,
-                 retry_failed: bool = False) -> None:
+                 tag_min: float | None = None, retry_failed: bool = False) -> None:
         self.library = library
         self.space = library.space
         self.writer = writer
@@ -192,6 +200,7 @@ class _Run:
         self.work: list[tuple[FoundFile, StoredItem | None]] = []
         self.windowed: dict[int, _Windowed] = {}  # long files in progress, by task index
         self.tagger = tagger  # a LabelSet for --auto-tag, or None
+        self.tag_min = tag_min  # the probability the best label must reach (None: any)
         self.retry_failed = retry_failed
         self.without_duration: list[StoredItem] = []  # unchanged audio and video whose length is not known
 
@@ -511,7 +520,8 @@ class _Run:
         """With --auto-tag: the best label of each new vector, as a one-tag tuple (else empty tuples)."""
         if self.tagger is None or not vectors or modality not in self.space.modalities:
             return [() for _ in vectors]
-        return [(label,) for label in self.tagger.best(modality, np.stack(vectors))]
+        best = self.tagger.best(modality, np.stack(vectors), self.tag_min)
+        return [(label,) if label is not None else () for label in best]
 
     def _read_durations(self) -> None:
         """Lengths of unchanged audio and video items indexed before lengths were recorded (headers only)."""

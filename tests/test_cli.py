@@ -154,7 +154,8 @@ def test_query_table_and_info(tmp_path):
     run_cli("index", media, "--library", lib, "--space", TINY_SPACE_FILE)
     table = run_cli("query", "--text", "a rocket", "--library", lib, "-k", "3")
     assert table.exit_code == 0
-    rows = [line.split("\t") for line in table.stdout.strip().splitlines()]
+    header, *rows = [line.split("\t") for line in table.stdout.strip().splitlines()]
+    assert header == ["rank", "score", "calibrated", "modality", "path"]
     assert [r[0] for r in rows] == ["1", "2", "3"]
     info = run_cli("info", "--library", lib, "--json")
     data = json.loads(info.stdout)

@@ -189,7 +189,11 @@ class Library:
                         "indexes rebuilt from it are kept in memory only", folder, read_only)
         if space is not None:
             requested = load_space(space)
-            if requested.fingerprint != meta["space_fingerprint"] and library._holds_no_vectors():
+            # Another number of dimensions tells a different space without the fingerprint, whose
+            # checkpoint identity could mean a download.
+            other_dim = requested.dim != int(meta["dim"])
+            differs = other_dim or requested.fingerprint != meta["space_fingerprint"]
+            if differs and library._holds_no_vectors():
                 if read_only:
                     engine.dispose()
                     raise refuse(folder, read_only, f"switch it to space {requested.name}")
@@ -202,12 +206,13 @@ class Library:
                 except LibraryLockedError:
                     engine.dispose()
                     raise
-            elif requested.fingerprint != meta["space_fingerprint"]:
+            elif differs:
                 engine.dispose()
+                identity = f"{requested.dim} dims" if other_dim else f"fingerprint {requested.fingerprint}"
                 raise SpaceMismatchError(
                     f"library {folder} holds vectors of space {meta['space_name']} "
                     f"(fingerprint {meta['space_fingerprint']}), not of {requested.name} "
-                    f"(fingerprint {requested.fingerprint}); leave out the space to use the library's own, "
+                    f"({identity}); leave out the space to use the library's own, "
                     "or choose another library"
                 )
             library._space = requested
@@ -412,6 +417,13 @@ class Library:
         with self._engine.connect() as conn:
             return tags_of(conn, ids)
 
+    def unknown_tags(self, tags: Sequence[str]) -> list[str]:
+        """Those of ``tags`` that no item carries."""
+        from .tags import unknown_tags
+
+        with self._engine.connect() as conn:
+            return unknown_tags(conn, tags)
+
     # -- what searches need ----------------------------------------------------------
 
     def select(self, modality: Modality, filters: Filters) -> np.ndarray:
@@ -462,6 +474,8 @@ class Library:
 
         with self._engine.connect() as conn:
             if isinstance(ref, int) or (ref.isdigit() and not os.path.exists(ref)):
+                if not 0 <= int(ref) < 1 << 63:  # past SQLite's integers: no item has it
+                    raise UsageError(f"no embedded item with id {ref} in the library")
                 row = conn.execute(select(Item.id, Item.path, Item.modality).where(
                     Item.id == int(ref), Item.status == STATUS_OK)).first()
                 if row is None:

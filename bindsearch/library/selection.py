@@ -20,9 +20,9 @@ def selected_item_ids(conn: Connection, modality: Modality, filters: Filters) ->
     if filters.max_size is not None:
         conditions.append(Item.size <= int(filters.max_size))
     if filters.modified_after is not None:
-        conditions.append(Item.mtime_ns >= int(filters.modified_after * 1e9))
+        conditions.append(Item.mtime_ns >= _nanoseconds(filters.modified_after))
     if filters.modified_before is not None:
-        conditions.append(Item.mtime_ns <= int(filters.modified_before * 1e9))
+        conditions.append(Item.mtime_ns <= _nanoseconds(filters.modified_before))
     if filters.min_duration is not None:
         conditions.append(Item.duration >= float(filters.min_duration))
     if filters.max_duration is not None:
@@ -40,6 +40,13 @@ def selected_item_ids(conn: Connection, modality: Modality, filters: Filters) ->
         if item_id not in filters.exclude_ids:
             ids.append(item_id)
     return np.array(sorted(ids), dtype=np.int64)
+
+
+def _nanoseconds(seconds: float) -> int:
+    """Epoch seconds as the int64 nanoseconds modification times are stored in, clamped to that range
+    (which keeps and drops the same items as the time itself would)."""
+    limit = (1 << 63) - 1
+    return max(-limit - 1, min(limit, int(max(-1e10, min(1e10, seconds)) * 1e9)))
 
 
 def window_ids_of(conn: Connection, item_ids: np.ndarray) -> np.ndarray:

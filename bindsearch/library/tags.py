@@ -38,6 +38,8 @@ def items_at(conn: Connection, paths: Sequence[str]) -> list[tuple[int, str, str
     """(id, path, modality) of every item whose path is one of ``paths`` or lies under one (a folder)."""
     found: dict[int, tuple[int, str, str]] = {}
     for given in paths:
+        if not os.fspath(given):
+            raise UsageError("an empty path names no file or folder (write . for the current folder)")
         root = os.path.abspath(os.fspath(given))
         exact, start, stop = under(root)
         path_column = Item.__table__.c.path  # raw bytes, as stored
@@ -51,6 +53,13 @@ def items_at(conn: Connection, paths: Sequence[str]) -> list[tuple[int, str, str
         for item_id, path, modality in rows:
             found[item_id] = (item_id, path, modality)
     return list(found.values())
+
+
+def unknown_tags(conn: Connection, tags: Sequence[str]) -> list[str]:
+    """Those of ``tags`` that no item carries."""
+    wanted = list(dict.fromkeys(tags))
+    known = set(conn.execute(select(Tag.tag).where(Tag.tag.in_(wanted)).distinct()).scalars())
+    return [t for t in wanted if t not in known]
 
 
 def change_tags(conn: Connection, item_ids: Sequence[int], add: Sequence[str], remove: Sequence[str]) -> None:

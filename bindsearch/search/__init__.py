@@ -1,7 +1,7 @@
 """Search: query terms and their grammar, filters, calibrated scores across modalities, de-duplication."""
 
 from .calibration import ScoreScale, score_scale
-from .engine import Hit, embed_terms, query_vector, resolve_targets, search
+from .engine import Hit, check_filters, embed_terms, parse_targets, query_vector, resolve_targets, search
 from .filters import Filters, parse_date, parse_size
 from .terms import Like, QueryTerm, parse_expression, parse_term, split_weight
 
@@ -11,10 +11,12 @@ __all__ = [
     "Like",
     "QueryTerm",
     "ScoreScale",
+    "check_filters",
     "embed_terms",
     "parse_date",
     "parse_expression",
     "parse_size",
+    "parse_targets",
     "parse_term",
     "query_vector",
     "resolve_targets",

@@ -77,43 +77,60 @@ def _term_vectors(space: Space, terms: Sequence[QueryTerm],
                   library: Library | None) -> tuple[list[np.ndarray], frozenset[int]]:
     if not terms:
         raise UsageError("a query needs at least one term (text, image, ...)")
-    vectors: list[np.ndarray] = []
+    # The stored vectors first: a 'like' that names nothing is refused before any model loads.
+    stored: dict[int, np.ndarray] = {}
     excluded: set[int] = set()
-    for term in terms:
+    for n, term in enumerate(terms):
         if isinstance(term.value, Like):
             if library is None:
                 raise UsageError("a 'like' term names an indexed item: search a library with it")
             item_ids, vector = library.stored_item_vector(term.value.item)
             if not is_usable(vector):
                 raise UsageError(f"the stored vector of {term.value.item} is not finite: index the file again")
+            stored[n] = vector
             excluded.update(item_ids)
-            vectors.append(vector)
         elif isinstance(term.value, np.ndarray):
             if term.value.shape != (space.dim,):
                 raise UsageError(f"a vector term must have shape ({space.dim},), got {term.value.shape}")
             if not is_usable(term.value):
                 raise UsageError("a vector term must be finite and not all zero")
-            vectors.append(term.value)
-        else:
-            if term.modality is None:
-                raise UsageError(f"query term {term.value!r} has no modality")
-            vectors.append(space.embed(term.modality, term.value))
+            stored[n] = term.value
+        elif term.modality is None:
+            raise UsageError(f"query term {term.value!r} has no modality")
+    vectors = [stored[n] if n in stored else space.embed(t.modality, t.value) for n, t in enumerate(terms)]
     return vectors, frozenset(excluded)
+
+
+def parse_targets(targets: Iterable[Modality | str] | Modality | str | None) -> list[Modality] | None:
+    """The target modalities named (UsageError for an unknown one), or None for all of them.
+
+    Cheap, so that a front end can check its arguments before it opens a library or loads a model."""
+    if isinstance(targets, (str, Modality)):
+        targets = [targets]
+    names = [t.value if isinstance(t, Modality) else str(t) for t in (targets or [])]
+    seen: list[Modality] = []
+    for name in names:
+        if name.lower() == "all":
+            continue
+        modality = Modality.parse(name)
+        if modality not in seen:
+            seen.append(modality)
+    return None if not names or "all" in (n.lower() for n in names) else seen
+
+
+def check_filters(library: Library, filters: Filters) -> None:
+    """UsageError for a filter that names what the library does not hold (a tag no item carries)."""
+    missing = library.unknown_tags(filters.tags) if filters.tags else []
+    if missing:
+        names = ", ".join(repr(t) for t in missing)
+        raise UsageError(f"no item in the library carries the tag{'s' if len(missing) > 1 else ''} {names} "
+                         "(bindsearch info lists the tags)")
 
 
 def resolve_targets(library: Library, targets: Iterable[Modality | str] | Modality | str | None) -> list[Modality]:
     """The modalities to search: the given ones, or with None / "all" every modality the library holds."""
-    if isinstance(targets, (str, Modality)):
-        targets = [targets]
-    names = [t.value if isinstance(t, Modality) else str(t) for t in (targets or [])]
-    if not names or "all" in (n.lower() for n in names):
-        return library.modalities_with_vectors()
-    seen: list[Modality] = []
-    for name in names:
-        modality = Modality.parse(name)
-        if modality not in seen:
-            seen.append(modality)
-    return seen
+    named = parse_targets(targets)
+    return library.modalities_with_vectors() if named is None else named
 
 
 def search(
@@ -147,10 +164,12 @@ def search(
     if dedup is not None and not -1.0 <= dedup <= 1.0:
         raise UsageError(f"the dedup threshold is a cosine similarity between -1 and 1 (got {dedup})")
     library.refresh()  # another process may have indexed more since the library was opened
+    modalities = resolve_targets(library, targets)  # every argument is checked before the query is embedded
+    check_filters(library, filters or Filters())
     vector, excluded = query_vector(library, query)
     filters = (filters or Filters()).excluding(excluded)
     pooled = _Pooled(library)
-    searched = [_Target(library, m, vector, filters, windows, pooled) for m in resolve_targets(library, targets)]
+    searched = [_Target(library, m, vector, filters, windows, pooled) for m in modalities]
     wanted = k if dedup is None else 2 * k
     while True:
         candidates: list[_Candidate] = []

@@ -67,6 +67,8 @@ class QueryTerm:
 
     @classmethod
     def text(cls, text: str, weight: float = 1.0) -> QueryTerm:
+        if not text.strip():
+            raise UsageError(f"query term {text!r} is empty: give some text")
         return cls(Modality.TEXT, text, weight)
 
     @classmethod
