@@ -7,6 +7,8 @@ import tempfile
 
 import numpy as np
 
+from ..regular_files import check_regular
+
 
 class VectorIndex:
     """Exact inner-product search (``IndexIDMap2`` over ``IndexFlatIP``).
@@ -116,6 +118,10 @@ class VectorIndex:
         """Read a saved index; raises ValueError if it is unreadable or of another dimension."""
         import faiss
 
+        try:
+            check_regular(path)  # FAISS would wait forever on a FIFO in the index's place
+        except OSError as exc:
+            raise ValueError(f"unreadable FAISS index: {exc.strerror or exc}") from None
         try:
             index = faiss.read_index(path)
         except RuntimeError as exc:

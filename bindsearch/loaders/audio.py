@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ..modality import Modality, sniff_format
+from ..regular_files import open_regular
 from .common import check_content, os_reason
 
 # Seeking for a segment lands this much before it, so that lossy decoders have warmed up.
@@ -172,7 +173,7 @@ def _check_wav_complete(path: str, frames: int, channels: int, subtype: str) -> 
 def _wav_declared_data_bytes(path: str) -> int | None:
     """Size the 'data' chunk header of a RIFF WAV declares, or None if it cannot be found."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             riff = f.read(12)
             if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
                 return None

@@ -64,6 +64,8 @@ import numpy as np
 import torch
 
 from ..errors import MediaError
+from ..regular_files import open_regular
+from ..text_encoding import decode_text
 from .common import os_reason
 from .sensor_files import load_numeric_array, sniff_sensor_file
 from .sensor_settings import TIMESTAMP_UNITS, ImuSettings
@@ -375,18 +377,18 @@ def _read_csv(path: str) -> np.ndarray:
         size = os.path.getsize(path)
         if size > MAX_CSV_BYTES:
             raise MediaError(path, f"CSV file is too large ({size:,} bytes; the limit is {MAX_CSV_BYTES:,})")
-        with open(path, "rb") as f:
-            raw = f.read()
+        with open_regular(path) as f:
+            raw = f.read(MAX_CSV_BYTES + 1)
     except MediaError:
         raise
     except OSError as exc:
         raise MediaError(path, os_reason(exc)) from None
-    if b"\x00" in raw:
+    if len(raw) > MAX_CSV_BYTES:  # grew since it was measured
+        raise MediaError(path, f"CSV file is too large (over {MAX_CSV_BYTES:,} bytes)")
+    decoded = decode_text(raw)
+    if decoded is None:
         raise MediaError(path, "content is binary, not a CSV table as the name says")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")  # numbers are ASCII; only a header could be in another encoding
+    text = decoded[0]
     try:
         return parse_table(text)
     except ValueError as exc:
