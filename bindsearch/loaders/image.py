@@ -10,6 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import MediaError
 from ..modality import Modality, sniff_format
+from ..preprocess.image import elongation_reason
 from .common import FILE_ERRNOS, check_content, os_reason, read_head
 
 # Refuse images above this many pixels: a small file can claim a huge canvas
@@ -41,6 +42,9 @@ def decode_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
                     )
                 if width < 1 or height < 1:
                     raise MediaError(path, f"image has no pixels ({width} x {height})")
+                elongated = elongation_reason(width, height)
+                if elongated is not None:
+                    raise MediaError(path, elongated)
                 img.seek(0)
                 img.load()
                 out = img
