@@ -109,5 +109,5 @@ def sniff_format(head: bytes) -> tuple[str, Modality] | None:
 
 
 def looks_like_text(head: bytes) -> bool:
-    """True when the leading bytes of a file are text in an encoding ``text_encoding`` reads (a cut character allowed)."""
+    """True when a file's leading bytes are text in an encoding ``text_encoding`` reads (a cut character allowed)."""
     return decode_text(head, complete=False) is not None

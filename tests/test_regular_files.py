@@ -70,7 +70,8 @@ def test_labels_file_size_is_bounded(tmp_path: Path) -> None:
     big.write_bytes(b"dog\n" * (MAX_LABELS_FILE_BYTES // 4 + 1))
     done = run_cli("classify", BIRDSONG, "--labels-file", big, "--space", TINY_IMAGEBIND)
     assert done.returncode == 2
-    assert done.stderr.strip() == f"error: cannot read labels file {big}: is larger than {MAX_LABELS_FILE_BYTES:,} bytes"
+    reason = f"is larger than {MAX_LABELS_FILE_BYTES:,} bytes"
+    assert done.stderr.strip() == f"error: cannot read labels file {big}: {reason}"
 
 
 def test_space_file_must_be_a_regular_file(tmp_path: Path) -> None:

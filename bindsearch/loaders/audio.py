@@ -370,7 +370,8 @@ def frame_to_float(frame) -> np.ndarray:
     scale = _INT_SCALE.get(array.dtype)
     if scale is not None:
         return (array.astype(np.float64) / scale).astype(np.float32)
-    return array.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # doubles beyond float32 become infinite, which load_audio refuses
+        return array.astype(np.float32, copy=False)
 
 
 def _match_channels(data: np.ndarray, channels: int) -> np.ndarray:

@@ -58,7 +58,7 @@ import torch
 from PIL import Image
 
 from ..errors import MediaError
-from ..preprocess.image import IMAGE_SIZE, elongation_reason
+from ..preprocess.image import IMAGE_SIZE
 from ..preprocess.sensors import masked_resize_crop, standardize
 from .image import MAX_PIXELS
 from .sensor_files import describe_mode, load_numeric_array, open_sensor_image, sniff_sensor_file
@@ -184,8 +184,5 @@ def _depth_array(path: str, array: np.ndarray) -> np.ndarray:
         raise MediaError(path, f"array has shape {shape}; a depth map must be (H, W), (1, H, W) or (H, W, 1)")
     if array.size == 0:
         raise MediaError(path, f"array is empty (shape {shape})")
-    elongated = elongation_reason(array.shape[1], array.shape[0], "depth map")
-    if elongated is not None:
-        raise MediaError(path, elongated)
     with np.errstate(invalid="ignore"):  # signalling NaNs raise the invalid flag when cast
         return array.astype(np.float64)

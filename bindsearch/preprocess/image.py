@@ -31,8 +31,9 @@ def resized_size(width: int, height: int, short_side: int = IMAGE_SIZE) -> tuple
     return int(short_side * width / height), short_side
 
 
-# Every transform scales the shorter side to 224 before cropping, so the work grows with the aspect ratio:
-# a 1 x 20000 image becomes 224 x 4,480,000 pixels (gigabytes). Panoramas stay well under this ratio.
+# The image and video transforms scale the whole picture's shorter side to 224 before cropping, so their
+# work grows with the aspect ratio: a 1 x 20000 image becomes 224 x 4,480,000 pixels (gigabytes).
+# Panoramas stay well under this ratio.
 MAX_ASPECT_RATIO = 100
 
 
