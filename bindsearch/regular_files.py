@@ -32,7 +32,8 @@ class NotRegularFileError(OSError):
         if kind == "a directory":
             super().__init__(errno.EISDIR, "is a directory, not a file", path)
         else:
-            super().__init__(errno.EINVAL, f"is {kind}, not a regular file", path)
+            # ENXIO, what opening a FIFO for writing without a reader gives: an error of the file, not of its data.
+            super().__init__(errno.ENXIO, f"is {kind}, not a regular file", path)
 
 
 class FileTooLargeError(OSError):

@@ -83,7 +83,7 @@ def truncated_reason(format_name: str, size: int) -> str:
 
 
 # OS errors that are about the file (reported as such); others raised while decoding mean corrupt data.
-FILE_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ELOOP, errno.EISDIR, errno.EIO}
+FILE_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ELOOP, errno.EISDIR, errno.EIO, errno.ENXIO}
 
 
 def os_reason(exc: OSError) -> str:
