@@ -50,7 +50,7 @@ and 25 s). The caller embeds each window and averages the embeddings.
 
 Limits: at least 2 samples, at most ``MAX_SAMPLES`` rows, CSV files of at
 most ``MAX_CSV_BYTES``, timestamps spanning at most 30 days, no value of
-magnitude above 1e6.
+magnitude above 1e12.
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ MAX_CSV_BYTES = 1 << 30
 _AUTO_UNIT_LIMITS = ((0.1, "s"), (100.0, "ms"), (1e5, "us"), (1e8, "ns"))
 _NEEDS = "needs 6 channels (accelerometer x, y, z and gyroscope x, y, z)"
 _IMU_KINDS = {".npy": "npy", ".npz": "npz", ".csv": "csv"}
-# Beyond any sensor (400 g is 4e3 m/s^2, 2000 deg/s is 35 rad/s); the encoder's float32 arithmetic
-# overflows (NaN embedding) from about 1e19.
-_MAX_ABS = 1e6
+# Far beyond any sensor in any unit (400 g is 4e3 m/s^2, 4e9 in micro-units); the encoder's float32
+# arithmetic overflows (NaN embedding) from about 1e19.
+_MAX_ABS = 1e12
 MAX_SPAN_S = 30 * 86400.0  # a timestamp column spanning longer is taken to be misread
 _MAX_RESAMPLED = 1 << 50  # resampled lengths stay exact integers in float64 and int64
 
