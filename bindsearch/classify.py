@@ -18,8 +18,11 @@ from typing import Any
 import numpy as np
 
 from .errors import MediaError, UsageError
+from .loaders.common import os_reason
 from .modality import Modality, modality_from_path
+from .regular_files import read_small_file
 from .spaces import Space, load_space
+from .text_encoding import decode_text
 from .vectors import l2_normalize
 
 # One prompt per modality; "{}" stands for the label. A list of prompts is an ensemble (their mean).
@@ -78,6 +81,25 @@ def parse_labels(text: str) -> list[str]:
     if not labels:
         raise UsageError("give at least one label (labels are separated by commas)")
     return labels
+
+
+# A labels file is a list of words: a few thousand labels are well under a megabyte.
+MAX_LABELS_FILE_BYTES = 4 << 20
+
+
+def read_labels_file(path: str | os.PathLike) -> list[str]:
+    """The labels of a file (one per line, or separated by commas), in any encoding ``text_encoding`` reads.
+
+    A FIFO, a device or a file over MAX_LABELS_FILE_BYTES is refused, never read without end.
+    """
+    try:
+        data = read_small_file(path, MAX_LABELS_FILE_BYTES)
+    except OSError as exc:
+        raise UsageError(f"cannot read labels file {os.fspath(path)}: {os_reason(exc)}") from None
+    decoded = decode_text(data)
+    if decoded is None:
+        raise UsageError(f"labels file {os.fspath(path)} is not a text file (binary content)")
+    return parse_labels(decoded[0].lstrip("\ufeff"))
 
 
 class LabelSet:

@@ -6,6 +6,7 @@ import enum
 import os
 
 from .errors import UsageError
+from .text_encoding import decode_text
 
 
 class Modality(str, enum.Enum):
@@ -108,18 +109,5 @@ def sniff_format(head: bytes) -> tuple[str, Modality] | None:
 
 
 def looks_like_text(head: bytes) -> bool:
-    """True when the bytes decode as UTF-8 and hold no control characters other than whitespace."""
-    if b"\x00" in head:
-        return False
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the end of the sample is still text.
-        if exc.start < len(head) - 3:
-            return False
-        text = head[: exc.start].decode("utf-8")
-    return not any(ch in _CONTROL for ch in text)
-
-
-# C0 control characters other than whitespace, and DEL: never found in text files.
-_CONTROL = frozenset(chr(c) for c in [*range(0, 9), 11, *range(14, 27), *range(28, 32), 127])
+    """True when a file's leading bytes are text in an encoding ``text_encoding`` reads (a cut character allowed)."""
+    return decode_text(head, complete=False) is not None

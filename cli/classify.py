@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 
 import bindsearch
-from bindsearch.classify import parse_labels
+from bindsearch.classify import parse_labels, read_labels_file
 from bindsearch.errors import LibraryError, UsageError
-from bindsearch.loaders.common import read_head
 from bindsearch.modality import Modality
 from bindsearch.paths import display_path
 
@@ -54,11 +53,12 @@ def classify(
     if (labels is None) == (labels_file is None):
         raise UsageError("give the labels with one of --labels and --labels-file")
     if labels_file is not None:
-        read_head(str(labels_file))
-        labels = labels_file.read_text(encoding="utf-8", errors="replace")
-    assert labels is not None
+        label_list = read_labels_file(labels_file)
+    else:
+        assert labels is not None
+        label_list = parse_labels(labels)
     chosen = bindsearch.load_space(space) if space is not None else _library_space(library)
-    results = bindsearch.classify(files, parse_labels(labels), space=chosen, modality=modality,
+    results = bindsearch.classify(files, label_list, space=chosen, modality=modality,
                                   templates=parse_templates(template or []))
     if as_json:
         print_json(results)

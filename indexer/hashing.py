@@ -6,6 +6,7 @@ import hashlib
 
 from bindsearch.errors import MediaError
 from bindsearch.loaders.common import os_reason
+from bindsearch.regular_files import open_regular
 
 _CHUNK = 1 << 20
 
@@ -14,7 +15,7 @@ def content_hash(path: str) -> str:
     """SHA-256 of the file's bytes, hex; raises MediaError if it cannot be read."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             while chunk := f.read(_CHUNK):
                 digest.update(chunk)
     except IsADirectoryError:

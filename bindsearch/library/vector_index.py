@@ -9,6 +9,8 @@ import zlib
 
 import numpy as np
 
+from ..regular_files import check_regular
+
 # A saved index ends with this trailer: a marker, the length of the FAISS data before it and their CRC-32,
 # so that a file damaged on disk is found when it is loaded (FAISS reads past neither).
 _TRAILER = struct.Struct("<8sQI")
@@ -139,6 +141,10 @@ class VectorIndex:
         or of another dimension."""
         import faiss
 
+        try:
+            check_regular(path)  # FAISS (and the checksum) would wait forever on a FIFO in the index's place
+        except OSError as exc:
+            raise ValueError(f"unreadable FAISS index: {exc.strerror or exc}") from None
         _check_sum(path)
         try:
             index = faiss.read_index(path)

@@ -22,12 +22,25 @@ import numpy as np
 
 from ..errors import MediaError
 from ..modality import Modality, sniff_format
+from ..regular_files import open_regular
 from .common import check_content, os_reason
 
 # Seeking for a segment lands this much before it, so that lossy decoders have warmed up.
 _SEEK_PREROLL_S = 0.5
 # Containers whose audio libsndfile decodes; others go straight to FFmpeg.
 _SOUNDFILE_FORMATS = {"WAV", "FLAC", "Ogg"}
+# The highest rate audio hardware records at. A header can claim any rate, and resampling a rate that
+# shares no factor with 16 kHz tabulates a filter of about 12 x rate taps: 10 MHz would take gigabytes.
+MAX_SAMPLE_RATE = 768_000
+
+
+def check_sample_rate(path: str, rate: int) -> int:
+    """``rate`` itself when it is one audio can have; MediaError otherwise (a corrupt or forged header)."""
+    if rate <= 0:
+        raise MediaError(path, "audio has no sample rate")
+    if rate > MAX_SAMPLE_RATE:
+        raise MediaError(path, f"sample rate {rate:,} Hz is above the {MAX_SAMPLE_RATE:,} Hz any recorder uses")
+    return rate
 
 
 @dataclass(frozen=True)
@@ -40,12 +53,15 @@ class AudioInfo:
     frames: int | None  # samples per channel, when known exactly (lossless formats)
 
 
-def load_audio(path: str, start: float = 0.0, duration: float | None = None) -> tuple[np.ndarray, int]:
+def load_audio(
+    path: str, start: float = 0.0, duration: float | None = None, max_samples: int | None = None
+) -> tuple[np.ndarray, int]:
     """Decode an audio file, or the first audio stream of a video file, to ``(samples, rate)``.
 
     ``samples`` is float32 (channels, n). ``start`` and ``duration`` (seconds)
-    select a segment; a segment past the end is just shorter. Raises
-    MediaError for a file with no decodable audio.
+    select a segment; a segment past the end is just shorter. ``max_samples``
+    bounds channels x n: a longer stream is refused, decoding stops there.
+    Raises MediaError for a file with no decodable audio.
     """
     if start < 0 or (duration is not None and duration < 0):
         raise ValueError("start and duration must not be negative")
@@ -55,18 +71,35 @@ def load_audio(path: str, start: float = 0.0, duration: float | None = None) -> 
     rate = 0
     if found is not None and found[0] in _SOUNDFILE_FORMATS:
         try:
-            samples, rate = _read_soundfile(path, start, duration)
+            samples, rate = _read_soundfile(path, start, duration, max_samples)
         except MediaError:
             raise
         except Exception:
             samples = None
     if samples is None:
-        samples, rate = _read_pyav(path, start, duration)
+        samples, rate = _read_pyav(path, start, duration, max_samples)
     if samples.shape[1] == 0 and start == 0:
         raise MediaError(path, "no audio samples could be decoded")
     if not np.isfinite(samples).all():
         raise MediaError(path, "audio holds invalid (NaN or infinite) samples")
-    return samples, rate
+    return within_full_scale(samples), rate
+
+
+def within_full_scale(samples: np.ndarray) -> np.ndarray:
+    """Float samples brought within [-1, 1]: divided by their peak when it is above 1, else unchanged.
+
+    Float audio has full scale 1, and integer formats are scaled into it, so
+    only a float file written on another scale (integer values stored as
+    floats, or garbage) goes beyond. Its log-mel features would sit
+    2 ln(peak) above anything the encoder saw (peak 1e3 moves the model
+    input by 1.5, about its whole range) and overflow float32 past 1e17;
+    dividing by the peak keeps the waveform, where clipping would square it
+    off. A segment decoded alone is scaled by its own peak.
+    """
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak <= 1.0:
+        return samples
+    return (samples / np.float32(peak)).astype(np.float32)
 
 
 def audio_info(path: str) -> AudioInfo:
@@ -79,7 +112,10 @@ def audio_info(path: str) -> AudioInfo:
 
             info = soundfile.info(path)
             if info.samplerate > 0 and info.channels > 0:
-                return AudioInfo(info.samplerate, info.channels, info.frames / info.samplerate, info.frames)
+                rate = check_sample_rate(path, info.samplerate)
+                return AudioInfo(rate, info.channels, info.frames / rate, info.frames)
+        except MediaError:
+            raise
         except Exception:
             pass
     av = _import_av()
@@ -90,6 +126,7 @@ def audio_info(path: str) -> AudioInfo:
             channels = int(stream.codec_context.channels or 0)
             if rate <= 0 or channels <= 0:
                 raise MediaError(path, "audio stream has no sample rate or channel count")
+            check_sample_rate(path, rate)
             return AudioInfo(rate, channels, _container_duration(container, stream), None)
     except MediaError:
         raise
@@ -125,17 +162,20 @@ def has_audio_stream(path: str) -> bool:
 # --- libsndfile -------------------------------------------------------------------------------
 
 
-def _read_soundfile(path: str, start: float, duration: float | None) -> tuple[np.ndarray, int]:
+def _read_soundfile(path: str, start: float, duration: float | None, max_samples: int | None) -> tuple[np.ndarray, int]:
     import soundfile
 
     with soundfile.SoundFile(path) as f:
         rate, total = int(f.samplerate), int(f.frames)
         if rate <= 0 or f.channels <= 0:
             raise MediaError(path, "audio has no sample rate or channel count")
+        check_sample_rate(path, rate)
         if f.format == "WAV":
             _check_wav_complete(path, total, f.channels, f.subtype)
         first = min(total, int(round(start * rate)))
         count = total - first if duration is None else min(total - first, int(round(duration * rate)))
+        if max_samples is not None and count * f.channels > max_samples:
+            raise MediaError(path, too_long_reason(max_samples))
         if first:
             f.seek(first)
         data = f.read(count, dtype="float32", always_2d=True)  # (n, channels)
@@ -172,7 +212,7 @@ def _check_wav_complete(path: str, frames: int, channels: int, subtype: str) -> 
 def _wav_declared_data_bytes(path: str) -> int | None:
     """Size the 'data' chunk header of a RIFF WAV declares, or None if it cannot be found."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             riff = f.read(12)
             if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
                 return None
@@ -220,12 +260,12 @@ def _container_duration(container, stream) -> float | None:
     return None
 
 
-def _read_pyav(path: str, start: float, duration: float | None) -> tuple[np.ndarray, int]:
+def _read_pyav(path: str, start: float, duration: float | None, max_samples: int | None) -> tuple[np.ndarray, int]:
     av = _import_av()
     try:
         with av.open(path, metadata_errors="ignore") as container:
             stream = _first_audio_stream(container, path)
-            samples, rate = decode_audio_stream(container, stream, path, start, duration)
+            samples, rate = decode_audio_stream(container, stream, path, start, duration, max_samples)
             if start == 0 and duration is None:
                 _check_complete(path, stream, samples.shape[1] / rate)
             return samples, rate
@@ -238,7 +278,7 @@ def _read_pyav(path: str, start: float, duration: float | None) -> tuple[np.ndar
 
 
 def decode_audio_stream(
-    container, stream, path: str, start: float = 0.0, duration: float | None = None
+    container, stream, path: str, start: float = 0.0, duration: float | None = None, max_samples: int | None = None
 ) -> tuple[np.ndarray, int]:
     """Decode one audio stream of an open PyAV container to float32 (channels, n) and its rate.
 
@@ -249,9 +289,7 @@ def decode_audio_stream(
     within about a millisecond otherwise (Matroska stores milliseconds).
     """
     stream.thread_type = "AUTO"
-    rate = int(stream.codec_context.sample_rate or stream.rate or 0)
-    if rate <= 0:
-        raise MediaError(path, "audio stream has no sample rate")
+    rate = check_sample_rate(path, int(stream.codec_context.sample_rate or stream.rate or 0))
     first = int(round(start * rate))
     stop = None if duration is None else first + int(round(duration * rate))
     origin = stream.start_time if stream.start_time is not None else 0
@@ -265,6 +303,7 @@ def decode_audio_stream(
             container.seek(0)
     chunks: list[np.ndarray] = []
     channels = 0
+    kept = 0  # samples in chunks, all channels counted
     position = 0 if first == 0 else None  # sample index of the next decoded sample, once known
     for frame in container.decode(stream):
         if frame.sample_rate and frame.sample_rate != rate:
@@ -283,6 +322,9 @@ def decode_audio_stream(
         lo, hi = max(first - position, 0), n if stop is None else min(n, stop - position)
         if hi > lo:
             chunks.append(data[:, lo:hi])
+            kept += (hi - lo) * channels
+            if max_samples is not None and kept > max_samples:
+                raise MediaError(path, too_long_reason(max_samples))
         position += n
         if stop is not None and position >= stop:
             break
@@ -290,6 +332,10 @@ def decode_audio_stream(
         raise MediaError(path, "no audio samples could be decoded")
     samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), dtype=np.float32)
     return np.ascontiguousarray(samples, dtype=np.float32), rate
+
+
+def too_long_reason(max_samples: int) -> str:
+    return f"audio too long to decode whole (over {max_samples:,} samples, all channels counted)"
 
 
 def _check_complete(path: str, stream, decoded: float) -> None:
@@ -324,7 +370,8 @@ def frame_to_float(frame) -> np.ndarray:
     scale = _INT_SCALE.get(array.dtype)
     if scale is not None:
         return (array.astype(np.float64) / scale).astype(np.float32)
-    return array.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # doubles beyond float32 become infinite, which load_audio refuses
+        return array.astype(np.float32, copy=False)
 
 
 def _match_channels(data: np.ndarray, channels: int) -> np.ndarray:

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import errno
-import os
 
 from ..errors import MediaError
 from ..modality import Modality, looks_like_text, sniff_format
+from ..regular_files import open_regular
 
 HEAD_BYTES = 64
 
 
 def read_head(path: str, n: int = HEAD_BYTES) -> bytes:
-    """First ``n`` bytes of a file, with OS errors turned into MediaError."""
+    """First ``n`` bytes of a regular file, with OS errors (a FIFO or device in its place) turned into MediaError."""
     try:
-        if os.path.isdir(path):
-            raise MediaError(path, "is a directory, not a file")
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             head = f.read(n)
-    except MediaError:
-        raise
     except OSError as exc:
         raise MediaError(path, os_reason(exc)) from None
     if not head:
@@ -87,7 +83,7 @@ def truncated_reason(format_name: str, size: int) -> str:
 
 
 # OS errors that are about the file (reported as such); others raised while decoding mean corrupt data.
-FILE_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ELOOP, errno.EISDIR, errno.EIO}
+FILE_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ELOOP, errno.EISDIR, errno.EIO, errno.ENXIO}
 
 
 def os_reason(exc: OSError) -> str:

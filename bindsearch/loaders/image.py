@@ -10,6 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import MediaError
 from ..modality import Modality, sniff_format
+from ..preprocess.image import elongation_reason
 from .common import FILE_ERRNOS, check_content, os_reason, read_head
 
 # Refuse images above this many pixels: a small file can claim a huge canvas
@@ -20,14 +21,17 @@ MAX_PIXELS = 178_956_970  # 2x Pillow's default warning threshold, Pillow's own 
 def load_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an image file into an RGB image (first frame of an animation)."""
     check_content(path, Modality.IMAGE)
-    return to_rgb(decode_image(path, max_pixels))
+    return to_rgb(decode_image(path, max_pixels, refuse_elongated=True))
 
 
-def decode_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def decode_image(path: str, max_pixels: int = MAX_PIXELS, refuse_elongated: bool = False) -> Image.Image:
     """Decode the first frame of an image file in its own mode (16-bit stays 16-bit), EXIF orientation applied.
 
-    Refuses images over ``max_pixels`` before decoding them. Every decoder
-    failure becomes MediaError.
+    Refuses images over ``max_pixels`` before decoding them, and with
+    ``refuse_elongated`` those whose aspect ratio would make the image
+    transform's resize huge (``preprocess.image.elongation_reason``; the depth
+    and thermal transforms compute only the crop, so any shape is fine for
+    them). Every decoder failure becomes MediaError.
     """
     try:
         with warnings.catch_warnings():
@@ -41,6 +45,9 @@ def decode_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
                     )
                 if width < 1 or height < 1:
                     raise MediaError(path, f"image has no pixels ({width} x {height})")
+                elongated = elongation_reason(width, height) if refuse_elongated else None
+                if elongated is not None:
+                    raise MediaError(path, elongated)
                 img.seek(0)
                 img.load()
                 out = img

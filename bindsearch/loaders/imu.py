@@ -50,7 +50,7 @@ and 25 s). The caller embeds each window and averages the embeddings.
 
 Limits: at least 2 samples, at most ``MAX_SAMPLES`` rows, CSV files of at
 most ``MAX_CSV_BYTES``, timestamps spanning at most 30 days, no value of
-magnitude above 1e30.
+magnitude above 1e12.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ import numpy as np
 import torch
 
 from ..errors import MediaError
+from ..regular_files import open_regular
+from ..text_encoding import decode_text
 from .common import os_reason
 from .sensor_files import load_numeric_array, sniff_sensor_file
 from .sensor_settings import TIMESTAMP_UNITS, ImuSettings
@@ -77,7 +79,9 @@ MAX_CSV_BYTES = 1 << 30
 _AUTO_UNIT_LIMITS = ((0.1, "s"), (100.0, "ms"), (1e5, "us"), (1e8, "ns"))
 _NEEDS = "needs 6 channels (accelerometer x, y, z and gyroscope x, y, z)"
 _IMU_KINDS = {".npy": "npy", ".npz": "npz", ".csv": "csv"}
-_MAX_ABS = 1e30  # beyond any sensor and within float32 range
+# Far beyond any sensor in any unit (400 g is 4e3 m/s^2, 4e9 in micro-units); the encoder's float32
+# arithmetic overflows (NaN embedding) from about 1e19.
+_MAX_ABS = 1e12
 MAX_SPAN_S = 30 * 86400.0  # a timestamp column spanning longer is taken to be misread
 _MAX_RESAMPLED = 1 << 50  # resampled lengths stay exact integers in float64 and int64
 
@@ -375,18 +379,18 @@ def _read_csv(path: str) -> np.ndarray:
         size = os.path.getsize(path)
         if size > MAX_CSV_BYTES:
             raise MediaError(path, f"CSV file is too large ({size:,} bytes; the limit is {MAX_CSV_BYTES:,})")
-        with open(path, "rb") as f:
-            raw = f.read()
+        with open_regular(path) as f:
+            raw = f.read(MAX_CSV_BYTES + 1)
     except MediaError:
         raise
     except OSError as exc:
         raise MediaError(path, os_reason(exc)) from None
-    if b"\x00" in raw:
+    if len(raw) > MAX_CSV_BYTES:  # grew since it was measured
+        raise MediaError(path, f"CSV file is too large (over {MAX_CSV_BYTES:,} bytes)")
+    decoded = decode_text(raw)
+    if decoded is None:
         raise MediaError(path, "content is binary, not a CSV table as the name says")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")  # numbers are ASCII; only a header could be in another encoding
+    text = decoded[0]
     try:
         return parse_table(text)
     except ValueError as exc:

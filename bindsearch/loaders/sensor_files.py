@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ..modality import looks_like_text, sniff_format
+from ..regular_files import open_regular
 from .common import FILE_ERRNOS, cut_signature, os_reason, read_head, truncated_reason
 from .image import decode_image
 
@@ -116,7 +117,7 @@ def load_numeric_array(path: str, *, name: str, max_elements: int, what: str) ->
     head = read_head(path)
     try:
         if head.startswith(NPY_MAGIC):
-            with open(path, "rb") as fp:
+            with open_regular(path) as fp:
                 return _read_npy(path, fp, max_elements, what)
         if head.startswith(_ZIP_MAGICS):
             return _read_npz(path, name, max_elements, what)
@@ -131,7 +132,7 @@ def load_numeric_array(path: str, *, name: str, max_elements: int, what: str) ->
 
 def _read_npz(path: str, name: str, max_elements: int, what: str) -> np.ndarray:
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_regular(path) as raw, zipfile.ZipFile(raw) as zf:
             members = [m for m in zf.namelist() if m.endswith(".npy")]
             keys = [m[: -len(".npy")] for m in members]
             if not members:

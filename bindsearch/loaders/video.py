@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ..modality import Modality
+from ..preprocess.image import elongation_reason
 from .audio import NO_STREAMS_REASON, decoder_reason, has_audio_stream, load_audio
 from .common import check_content
 
@@ -184,6 +185,9 @@ def _info(container, stream, path: str) -> VideoInfo:
         raise MediaError(path, "video stream has no frame size")
     if width * height > MAX_FRAME_PIXELS:
         raise MediaError(path, f"video frames are too large ({width} x {height})")
+    elongated = elongation_reason(width, height, "video frame")
+    if elongated is not None:
+        raise MediaError(path, elongated)
     num_frames = int(stream.frames or 0)
     if num_frames <= 0:
         # Matroska/WebM and some AVIs do not count frames; estimate from the duration.

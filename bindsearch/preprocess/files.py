@@ -23,8 +23,10 @@ from .image import image_to_tensor
 from .resample import resample, resampled_length, sinc_kernel_table
 from .video import video_to_input
 
-# Files up to this long are decoded whole (about 100 MB of float32 for 10 minutes of 44.1 kHz stereo).
+# Files up to this long are decoded whole (about 200 MB of float32 for 10 minutes of 44.1 kHz stereo)...
 FULL_DECODE_LIMIT_S = 600.0
+# ... and up to this many samples, all channels counted: 10 minutes of 8-channel 192 kHz is 17 times more.
+FULL_DECODE_LIMIT_SAMPLES = int(FULL_DECODE_LIMIT_S * 44_100 * 2)
 
 
 def image_file_to_input(path: str) -> torch.Tensor:
@@ -43,10 +45,15 @@ def audio_file_to_input(
     num_clips: int = NUM_CLIPS,
     channel: int = 0,
     full_decode_limit_s: float = FULL_DECODE_LIMIT_S,
+    full_decode_limit_samples: int = FULL_DECODE_LIMIT_SAMPLES,
 ) -> torch.Tensor:
     """An audio file (or a video's soundtrack) to (num_clips, 1, 128, 204)."""
     info = audio_info(path)
-    if info.duration is None or info.duration <= full_decode_limit_s:
+    if info.duration is None:
+        # Nothing says where the clips fall: decode from the start, but never more than the limit.
+        samples, rate = load_audio(path, max_samples=full_decode_limit_samples)
+        return audio_to_input(samples, rate, channel, num_clips)
+    if info.duration <= full_decode_limit_s and info.duration * info.rate * info.channels <= full_decode_limit_samples:
         samples, rate = load_audio(path)
         return audio_to_input(samples, rate, channel, num_clips)
     total = info.frames if info.frames is not None else int(round(info.duration * info.rate))

@@ -31,6 +31,21 @@ def resized_size(width: int, height: int, short_side: int = IMAGE_SIZE) -> tuple
     return int(short_side * width / height), short_side
 
 
+# The image and video transforms scale the whole picture's shorter side to 224 before cropping, so their
+# work grows with the aspect ratio: a 1 x 20000 image becomes 224 x 4,480,000 pixels (gigabytes).
+# Panoramas stay well under this ratio.
+MAX_ASPECT_RATIO = 100
+
+
+def elongation_reason(width: int, height: int, what: str = "image") -> str | None:
+    """Why a ``width`` x ``height`` picture is refused for its aspect ratio, or None when it is within the limit."""
+    long_side, short_side = max(width, height), min(width, height)
+    if short_side > 0 and long_side / short_side > MAX_ASPECT_RATIO:
+        return (f"{what} is too elongated ({width} x {height} pixels, {long_side / short_side:.0f}:1;"
+                f" the limit is {MAX_ASPECT_RATIO}:1, since the shorter side is scaled to {IMAGE_SIZE})")
+    return None
+
+
 def center_crop_box(width: int, height: int, size: int = IMAGE_SIZE) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of the centred ``size`` x ``size`` square.
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 
 from ..errors import SpaceError
+from ..regular_files import open_regular
 
 _SAMPLE = 1 << 20  # bytes read from the start, middle and end of the file
 
@@ -20,7 +21,7 @@ def checkpoint_identity(path: str) -> str:
     try:
         size = os.path.getsize(path)
         digest = hashlib.sha256(str(size).encode())
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             for offset in sorted({0, max(0, size // 2 - _SAMPLE // 2), max(0, size - _SAMPLE)}):
                 f.seek(offset)
                 digest.update(f.read(_SAMPLE))

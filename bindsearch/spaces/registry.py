@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpaceError
+from ..regular_files import read_small_file
 from .base import Space
 
 
@@ -76,10 +77,14 @@ def load_space(spec: str | os.PathLike[str] | dict[str, Any] | Space | None = No
     raise SpaceError(f"unknown space '{text}': give a space file (.json) or a built-in name ({forms})")
 
 
+# A space file is a few lines of JSON; anything much larger is not one (and is not read without end).
+MAX_SPACE_FILE_BYTES = 1 << 20
+
+
 def space_from_file(path: Path) -> Space:
     """Read a space file; relative paths in it are relative to the file's folder."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_small_file(path, MAX_SPACE_FILE_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise SpaceError(f"space file not found: {path}") from None
     except OSError as exc:
