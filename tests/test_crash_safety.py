@@ -223,6 +223,7 @@ def nth_call():
 
 from bindsearch.library import library as L
 from bindsearch.library import vector_index as V
+from bindsearch.library import writer as W
 
 if point == "creating-before-database":     # the library's (staging) folder is made, its database not yet
     L._engine = lambda *a, **k: die()
@@ -233,12 +234,12 @@ elif point == "creating-after-tables":      # tables created, the library's meta
         die()
     L.Base.metadata.create_all = patched
 elif point == "inside-transaction":          # a batch's rows are written, its transaction not committed
-    bump = L._bump_generation
+    bump = W._bump_generation
     def patched(*a, **k):
         bump(*a, **k)
         if nth_call():
             die()
-    L._bump_generation = patched
+    W._bump_generation = patched
 elif point == "after-commit":                # a batch is committed, no FAISS file saved
     commit = L.LibraryWriter.commit
     def patched(self):
