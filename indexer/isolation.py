@@ -35,7 +35,7 @@ def load_read_hook() -> Callable[[str], None] | None:
 
 
 def death_reason(exitcode: int | None) -> str:
-    """Why a file is recorded as failed when the process reading it died (its exit code, as multiprocessing gives it)."""
+    """Why a file is recorded as failed when the process reading it died (its exit code as multiprocessing gives it)."""
     if exitcode == -signal.SIGKILL:
         return "ran out of memory while decoding (the process reading it was killed by SIGKILL)"
     if exitcode == -signal.SIGSEGV:

@@ -7,8 +7,6 @@ killed by the kernel's out-of-memory killer, so a request for more is lowered.
 
 from __future__ import annotations
 
-import os
-
 WORKER_BYTES = 750 * 2**20
 
 

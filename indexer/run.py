@@ -19,6 +19,7 @@ from bindsearch.library.schema import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, 
 from bindsearch.modality import Modality
 from bindsearch.windows import WINDOWED, WindowSettings, chunks, file_windows, pool_windows, window_times
 
+from .memory import WORKER_BYTES, available_memory, workers_memory_allows
 from .pipeline import (
     Prepared,
     Preparer,
@@ -30,7 +31,6 @@ from .pipeline import (
     embed_or_each,
     prepare_task,
 )
-from .memory import WORKER_BYTES, available_memory, workers_memory_allows
 from .rates import RateClock
 from .report import IndexObserver, IndexReport
 from .scan import FoundFile, scan

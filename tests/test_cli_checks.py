@@ -6,17 +6,18 @@ import os
 import subprocess
 import sys
 
-import bindsearch
 import numpy as np
 import pytest
-from bindsearch.classify import LabelSet
 from bindsearch.cli.app import app
+from helpers import TINY_SPACE_FILE, draw_image
+from typer.testing import CliRunner
+
+import bindsearch
+from bindsearch.classify import LabelSet
 from bindsearch.errors import UsageError
 from bindsearch.search import Filters, QueryTerm, parse_date, parse_size, parse_targets
 from bindsearch.spaces.torch_runtime import check_device
 from bindsearch.windows import WindowSettings
-from helpers import TINY_SPACE_FILE, draw_image
-from typer.testing import CliRunner
 
 runner = CliRunner()
 
@@ -63,19 +64,19 @@ def test_bad_arguments_fail_in_one_line_before_any_model_loads(tagged_library):
     root, lib, other = tagged_library
     query = ["query", "--text", "a dog", "--library", str(lib)]
     cases = [
-        (query + ["--target", "smell"], "unknown modality 'smell'"),
-        (query + ["--space", str(other)], "holds vectors of space openclip:inline-config/random(seed=0)"),
+        ([*query, "--target", "smell"], "unknown modality 'smell'"),
+        ([*query, "--space", str(other)], "holds vectors of space openclip:inline-config/random(seed=0)"),
         # The default space's checkpoint is not there (and may not be fetched): its dimension tells it apart.
-        (query + ["--space", "imagebind-huge"], "not of imagebind-huge (1024 dims)",
+        ([*query, "--space", "imagebind-huge"], "not of imagebind-huge (1024 dims)",
          {"BINDSEARCH_OFFLINE": "1"}),
-        (query + ["--max-size", "99999999999999999999999999"], "larger than any file can be"),
-        (query + ["--min-size", "1" + "0" * 19], "larger than any file can be"),
-        (query + ["--min-duration", "nan"], "--min-duration: a duration is a number of seconds, at least 0"),
-        (query + ["--max-duration", "-1"], "--max-duration: a duration is a number of seconds, at least 0"),
-        (query + ["--text", ""], "query term '' is empty"),
-        (query + ["--tag", "red", "--tag", "no-such-tag"], "no item in the library carries the tag 'no-such-tag'"),
-        (query + ["--like", "1" + "0" * 30], "no embedded item with id 1000000000000000000000000000000"),
-        (query + ["--dedup", "nan"], "dedup threshold"),
+        ([*query, "--max-size", "99999999999999999999999999"], "larger than any file can be"),
+        ([*query, "--min-size", "1" + "0" * 19], "larger than any file can be"),
+        ([*query, "--min-duration", "nan"], "--min-duration: a duration is a number of seconds, at least 0"),
+        ([*query, "--max-duration", "-1"], "--max-duration: a duration is a number of seconds, at least 0"),
+        ([*query, "--text", ""], "query term '' is empty"),
+        ([*query, "--tag", "red", "--tag", "no-such-tag"], "no item in the library carries the tag 'no-such-tag'"),
+        ([*query, "--like", "1" + "0" * 30], "no embedded item with id 1000000000000000000000000000000"),
+        ([*query, "--dedup", "nan"], "dedup threshold"),
         (["index", "", "--library", str(lib)], "an empty path names no file or folder"),
         (["tag", "", "--add", "x", "--library", str(lib)], "an empty path names no file or folder"),
         (["index", str(root / "media"), "--library", str(lib), "--window", "1e300"], "at most 86400 s"),

@@ -134,7 +134,7 @@ def test_a_short_option_means_one_thing_in_every_command():
 
     group = typer.main.get_command(app)
     meaning: dict[str, set[str]] = {}
-    for name, command in group.commands.items():
+    for _name, command in group.commands.items():
         for param in command.params:
             longs = [o for o in param.opts if o.startswith("--")]
             for short in (o for o in param.opts if not o.startswith("--")):

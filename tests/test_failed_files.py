@@ -3,10 +3,10 @@
 import os
 import sqlite3
 
+from bindsearch.indexer import IndexObserver
 from helpers import REPO, draw_image, permission_bits_prefix, run_index_cli
 
 import bindsearch
-from bindsearch.indexer import IndexObserver
 
 TINY_IMAGEBIND = REPO / "examples" / "tiny-imagebind.json"
 

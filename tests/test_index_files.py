@@ -58,7 +58,7 @@ def check_rebuilt(path, before, query, caplog, reason):
 def test_vector_bytes_overwritten_after_a_valid_header_are_caught(filled, caplog):
     path, before, query = filled
     with bindsearch.open_library(path) as lib:
-        ids, stored = lib.stored_vectors(Modality.IMAGE)
+        _ids, stored = lib.stored_vectors(Modality.IMAGE)
     file = index_file(path)
     data = bytearray(file.read_bytes())
     at = bytes(data).find(stored[10].astype("<f4").tobytes())
@@ -69,7 +69,7 @@ def test_vector_bytes_overwritten_after_a_valid_header_are_caught(filled, caplog
 
 
 def test_the_next_run_does_not_copy_a_damaged_file_into_the_new_one(filled, caplog):
-    path, _, query = filled
+    path, _, _query = filled
     file = index_file(path)
     data = bytearray(file.read_bytes())
     data[200:260] = b"\x7f" * 60

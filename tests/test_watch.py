@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bindsearch.indexer.watch import index_roots
 from helpers import TINY_SPACE_FILE, draw_image
 
 import bindsearch
-from bindsearch.indexer.watch import index_roots
 from bindsearch.library import StoredItem
 from bindsearch.library.library import LOCK_FILE
 from bindsearch.library.lock import WriterLock
@@ -108,7 +108,7 @@ def test_watch_follows_new_changed_moved_deleted_and_bad_files_and_stops_on_sigt
                _CHANGE_S, watcher)
     finally:
         watcher.send_signal(signal.SIGTERM)
-        out, err = watcher.communicate(timeout=300)
+        _out, err = watcher.communicate(timeout=300)
     assert watcher.returncode == 0, err
     assert err.strip().splitlines()[-1] == "stopped watching: everything indexed so far is saved"
     assert "Traceback" not in err

@@ -25,6 +25,7 @@ import functools
 import gzip
 import html
 import importlib.util
+import itertools
 from pathlib import Path
 
 START_OF_TEXT = "<start_of_text>"
@@ -83,7 +84,8 @@ class ClipBPE:
     def __init__(self, vocabulary: Path | None = None) -> None:
         import regex  # the \p{L} and \p{N} classes; a small C extension, quick to import
 
-        lines = gzip.open(vocabulary or vocabulary_path()).read().decode("utf-8").split("\n")
+        with gzip.open(vocabulary or vocabulary_path()) as f:
+            lines = f.read().decode("utf-8").split("\n")
         merges = [tuple(line.split()) for line in lines[1 : NUM_MERGES + 1]]  # line 0 is a version header
         if len(merges) != NUM_MERGES or any(len(m) != 2 for m in merges):
             raise ValueError(f"CLIP vocabulary {vocabulary}: expected {NUM_MERGES} merges of two symbols")
@@ -113,7 +115,7 @@ class ClipBPE:
         """The symbols of one piece after every merge it allows."""
         symbols = [*word[:-1], word[-1] + END_OF_WORD]
         while len(symbols) > 1:
-            ranked = [(self.ranks[pair], pair) for pair in zip(symbols, symbols[1:]) if pair in self.ranks]
+            ranked = [(self.ranks[pair], pair) for pair in itertools.pairwise(symbols) if pair in self.ranks]
             if not ranked:
                 break
             _, (first, second) = min(ranked)

@@ -125,7 +125,7 @@ def make_seeds(rng: np.random.Generator) -> list[tuple[str, tuple[str, ...], byt
     grey16 = rng.integers(300, 5000, (24, 32), dtype=np.uint16)
     tone = 0.4 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
     stereo = np.stack([tone, tone[::-1]], axis=1)
-    imu = rng.normal(size=(300, 6)) + [0, 0, 9.81, 0, 0, 0]
+    imu = rng.normal(size=(300, 6)) + np.array([0, 0, 9.81, 0, 0, 0])
     png = png_bytes(rgb)
     depth_png = png_bytes(grey16)
     wav = wav_bytes(stereo, 8000, "PCM_16")
