@@ -115,7 +115,9 @@ class _Collect(logging.Handler):
 
 def test_worker_warnings_reach_this_process_once_each_and_not_its_stderr(capfd) -> None:
     logger = logging.getLogger("bindsearch")
-    collect, level = _Collect(), logger.level
+    collect, level, others = _Collect(), logger.level, list(logger.handlers)
+    for handler in others:  # a command run earlier in this process left its stderr handler
+        logger.removeHandler(handler)
     logger.addHandler(collect)
     logger.setLevel(logging.WARNING)
     try:
@@ -130,6 +132,8 @@ def test_worker_warnings_reach_this_process_once_each_and_not_its_stderr(capfd) 
         logs.close()
     finally:
         logger.removeHandler(collect)
+        for handler in others:
+            logger.addHandler(handler)
         logger.setLevel(level)
     assert collect.messages == ["the same warning from every worker", "UserWarning: a library's own warning,"]
     assert capfd.readouterr().err == ""  # nothing written by the workers themselves

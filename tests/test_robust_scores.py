@@ -114,5 +114,6 @@ def test_a_checkpoint_with_nan_weights_stores_no_vector(tmp_path):
     with bindsearch.open_library(tmp_path / "lib", space, create=True) as lib:
         report = lib.index([tmp_path / "media"], workers=0)
         assert (report.added, report.failed) == (0, 2)
-        assert {e.reason for e in report.errors} == {"the model gave no finite embedding: are the weights damaged?"}
+        assert {e.reason for e in report.errors} == {
+            "the model gave no finite embedding: are its weights damaged, or the input beyond what it takes?"}
         assert lib.counts() == {}

@@ -4,10 +4,11 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, draw_image, write_wav
+from helpers import IMAGEBIND_TINY, REPO, draw_image, write_imagebind_space, write_wav
 
 import bindsearch
 from bindsearch.errors import MediaError, UnusableEmbedding
@@ -16,7 +17,7 @@ from bindsearch.modality import Modality
 from indexer.pipeline import embed_or_each
 
 TINY_IMAGEBIND = REPO / "examples" / "tiny-imagebind.json"
-LOUD_REASON = "the model gave no finite embedding: samples far outside [-1, 1]?"
+UNUSABLE = "the model gave no finite embedding: are its weights damaged, or the input beyond what it takes?"
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +25,25 @@ def imagebind() -> bindsearch.Space:
     return bindsearch.load_space(TINY_IMAGEBIND)
 
 
+@pytest.fixture(scope="module")
+def damaged_audio_space(tmp_path_factory) -> Path:
+    """The fixture's checkpoint with NaN in its audio tower: every audio vector is NaN, the rest are sound.
+
+    The loaders keep every input within what the towers take (float audio beyond full scale is divided
+    by its peak), so damaged weights are how a real file meets a model that gives NaN."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("damaged-audio")
+    state = torch.load(IMAGEBIND_TINY / "model.pth", weights_only=True)
+    damaged = {k: torch.full_like(v, float("nan")) if ".audio" in k and v.is_floating_point() else v
+               for k, v in state.items()}
+    torch.save(damaged, folder / "model.pth")
+    return write_imagebind_space(folder / "space.json", str(folder / "model.pth"))
+
+
 def write_loud_wav(path, seconds=3.0, loud=(0.0, None), scale=1e20, rate=16000):
-    """Float samples, finite but huge from ``loud[0]`` s to ``loud[1]`` s (to the end with None): they
-    overflow the filterbank, and the model's output is NaN."""
+    """Float samples, finite but huge from ``loud[0]`` s to ``loud[1]`` s (to the end with None): taken
+    as they are, they overflow the filterbank and the model's output is NaN."""
     import soundfile
 
     rng = np.random.default_rng(0)
@@ -52,82 +69,104 @@ def ranking(lib, text="a dog"):
             for h in lib.search([bindsearch.QueryTerm.text(text)], k=20)]
 
 
-def test_loud_wav_fails_alone_and_the_merged_ranking_stays_finite_and_right(tmp_path, imagebind):
+def test_loud_wav_is_embedded_as_its_waveform_and_the_merged_ranking_stays_finite_and_right(tmp_path, imagebind):
     clean = mixed_folder(tmp_path / "clean")
     with bindsearch.open_library(tmp_path / "clean-lib", imagebind, create=True) as lib:
         lib.index([clean], workers=0)
-        expected = ranking(lib)
+        expected = {path: score for path, score, _ in ranking(lib)}
 
-    folder = mixed_folder(tmp_path / "clean")  # the same files, and a loud one beside them
+    folder = mixed_folder(tmp_path / "loud")
     write_loud_wav(folder / "loud.wav")
     with bindsearch.open_library(tmp_path / "lib", imagebind, create=True) as lib:
         report = lib.index([folder], workers=0)
-        assert (report.added, report.failed) == (6, 1)
-        assert [(e.path, e.reason) for e in report.errors] == [(str(folder / "loud.wav"), LOUD_REASON)]
-        assert [(f.path, f.reason) for f in lib.info().failed] == [(str(folder / "loud.wav"), LOUD_REASON)]
+        assert (report.added, report.failed) == (7, 0)
+        got = ranking(lib)
+        assert all(math.isfinite(score) and math.isfinite(calibrated) for _, score, calibrated in got)
+        assert len(got) == 7
+        # Every other item scores as it does in a library without the loud file.
+        scores = {path.replace(str(folder), str(clean)): score for path, score, _ in got}
+        assert {p: s for p, s in scores.items() if p in expected} == expected
+        _, vectors = lib.stored_vectors(Modality.AUDIO)
+        assert len(vectors) == 2 and np.isfinite(vectors).all()
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_audio_that_gives_nan_fails_alone_and_the_merged_ranking_stays_finite_and_right(tmp_path,
+                                                                                     damaged_audio_space):
+    space = bindsearch.load_space(damaged_audio_space)
+    clean = tmp_path / "clean"
+    mixed_folder(clean)
+    (clean / "tone.wav").unlink()
+    with bindsearch.open_library(tmp_path / "clean-lib", space, create=True) as lib:
+        lib.index([clean], workers=0)
+        expected = ranking(lib)
+
+    folder = mixed_folder(tmp_path / "clean")  # the same files, and a sound beside them
+    with bindsearch.open_library(tmp_path / "lib", space, create=True) as lib:
+        report = lib.index([folder], workers=0)
+        assert (report.added, report.failed) == (5, 1)
+        assert [(e.path, e.reason) for e in report.errors] == [(str(folder / "tone.wav"), UNUSABLE)]
+        assert [(f.path, f.reason) for f in lib.info().failed] == [(str(folder / "tone.wav"), UNUSABLE)]
         got = ranking(lib)
         assert all(math.isfinite(score) and math.isfinite(calibrated) for _, score, calibrated in got)
         assert got == expected
-        _, vectors = lib.stored_vectors(Modality.AUDIO)
-        assert len(vectors) == 1 and np.isfinite(vectors).all()
+        assert lib.counts().get(Modality.AUDIO, 0) == 0
 
 
 def test_a_batch_with_one_unusable_output_fails_only_that_input(tmp_path, imagebind):
+    import torch
+
     encoder = imagebind.encoder("audio")
-    files = [write_wav(tmp_path / "a.wav", freq=300), write_loud_wav(tmp_path / "loud.wav"),
+    files = [write_wav(tmp_path / "a.wav", freq=300), write_wav(tmp_path / "n.wav", freq=600),
              write_wav(tmp_path / "b.wav", freq=900)]
     prepared = [encoder.prepare(f) for f in files]
+    prepared[1] = torch.full_like(prepared[1], float("nan"))  # an input no loader lets through
     with pytest.raises(UnusableEmbedding) as caught:
         encoder.embed_batch(prepared)
-    assert caught.value.bad == (1,) and caught.value.reason == LOUD_REASON
-
+    assert caught.value.bad == (1,) and caught.value.reason.startswith("the model gave no finite embedding")
     out = embed_or_each(encoder.embed_batch, prepared)
-    assert isinstance(out[1], UnusableEmbedding) and out[1].reason == LOUD_REASON
+    assert isinstance(out[1], UnusableEmbedding)
     for i in (0, 2):
         np.testing.assert_allclose(out[i], encoder.embed_batch([prepared[i]])[0], atol=1e-5)
 
 
-def test_files_embedded_in_worker_processes_are_checked_too(tmp_path, imagebind):
+def test_files_embedded_in_worker_processes_are_checked_too(tmp_path, damaged_audio_space):
     folder = mixed_folder(tmp_path / "media")
-    write_loud_wav(folder / "loud.wav")
-    with bindsearch.open_library(tmp_path / "lib", TINY_IMAGEBIND, create=True) as lib:
+    with bindsearch.open_library(tmp_path / "lib", damaged_audio_space, create=True) as lib:
         report = lib.index([folder], workers=2)  # on a CPU the workers embed
-        assert (report.added, report.failed) == (6, 1)
-        assert report.errors[0].reason == LOUD_REASON
+        assert (report.added, report.failed) == (5, 1)
+        assert report.errors[0].reason == UNUSABLE
         assert all(math.isfinite(c) for _, _, c in ranking(lib))
 
 
-def test_a_long_file_with_one_loud_clip_fails_with_the_reason(tmp_path, imagebind):
-    # The whole-file vector samples clips at 0, 6 and 12 s of a 20 s file: only the time
-    # windows read 16-18 s, where the samples are loud.
-    path = write_loud_wav(tmp_path / "media" / "long.wav", seconds=20.0, loud=(16.0, 18.0))
-    assert np.isfinite(imagebind.embed("audio", path)).all()
-    with bindsearch.open_library(tmp_path / "lib", imagebind, create=True) as lib:
+def test_a_long_file_whose_clips_give_nan_stores_no_window(tmp_path, damaged_audio_space):
+    write_wav(tmp_path / "media" / "long.wav", seconds=20.0)
+    with bindsearch.open_library(tmp_path / "lib", damaged_audio_space, create=True) as lib:
         report = lib.index([tmp_path / "media"], workers=0)
         assert (report.added, report.failed) == (0, 1)
-        assert report.errors[0].reason == LOUD_REASON
+        assert report.errors[0].reason == UNUSABLE
         assert lib.vector_index(Modality.AUDIO, windows=True).size == 0
 
 
-def test_embedding_a_loud_file_is_an_error_naming_it(tmp_path, imagebind):
-    path = write_loud_wav(tmp_path / "loud.wav")
-    with pytest.raises(MediaError, match="loud.wav: the model gave no finite embedding"):
-        imagebind.embed("audio", path)
+def test_embedding_a_file_the_model_gives_nan_for_is_an_error_naming_it(tmp_path, damaged_audio_space):
+    path = write_wav(tmp_path / "tone.wav")
+    with pytest.raises(MediaError, match="tone.wav: the model gave no finite embedding"):
+        bindsearch.load_space(damaged_audio_space).embed("audio", path)
     done = subprocess.run([sys.executable, "-m", "bindsearch.cli", "embed", "--audio", str(path), "--json",
-                           "--space", str(TINY_IMAGEBIND)], capture_output=True, text=True, timeout=300)
+                           "--space", str(damaged_audio_space)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip().splitlines()[-1] == f"error: {path}: {LOUD_REASON}"
+    assert done.stderr.strip().splitlines()[-1] == f"error: {path}: {UNUSABLE}"
 
 
-def test_classify_reports_a_loud_file_as_failed_in_strict_json(tmp_path, imagebind):
-    loud = write_loud_wav(tmp_path / "loud.wav")
+def test_classify_reports_a_file_the_model_gives_nan_for_as_failed_in_strict_json(tmp_path, damaged_audio_space):
     tone = write_wav(tmp_path / "tone.wav")
-    done = subprocess.run([sys.executable, "-m", "bindsearch.cli", "classify", str(loud), str(tone),
-                           "--labels", "dog,rain", "--json", "--space", str(TINY_IMAGEBIND)],
+    picture = draw_image(tmp_path / "a.png", seed=3)
+    done = subprocess.run([sys.executable, "-m", "bindsearch.cli", "classify", str(tone), str(picture),
+                           "--labels", "dog,rain", "--json", "--space", str(damaged_audio_space)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr
     results = json.loads(done.stdout, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
-    assert results[0]["error"] == LOUD_REASON and results[0]["labels"] == []
+    assert results[0]["error"] == UNUSABLE and results[0]["labels"] == []
     assert math.isclose(sum(s["probability"] for s in results[1]["labels"]), 1.0, rel_tol=1e-6)
 
 

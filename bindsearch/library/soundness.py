@@ -22,7 +22,7 @@ log = logging.getLogger("bindsearch")
 
 # The reason a stored item gets when its vector (or one of its windows') is found unusable.
 UNUSABLE_STORED = ("its stored embedding was unusable (NaN, infinite or all zero): "
-                   "index the file again once it is fixed")
+                   "the next index run reads the file again")
 
 
 def unusable_problem(vector: np.ndarray, windows: Sequence[tuple[float, float, np.ndarray]] | None) -> str | None:
@@ -128,7 +128,8 @@ def _mark_failed(conn: Any, bad: dict[int, str], bump_generation: Callable[[Any,
         conn.execute(delete(Window).where(Window.item_id.in_(chunk)))
         conn.execute(delete(Vector).where(Vector.item_id.in_(chunk)))
         conn.execute(update(Item).where(Item.id.in_(chunk)).values(
-            status=STATUS_FAILED, error=UNUSABLE_STORED, content_hash=None, window_count=None))
+            status=STATUS_FAILED, error=UNUSABLE_STORED, content_hash=None, window_count=None,
+            mtime_ns=-1))  # no file has this mtime: the next index run reads it again, as changed
     for modality in {Modality(m) for m in bad.values()}:
         bump_generation(conn, modality, False)
         if modality in WINDOWED:

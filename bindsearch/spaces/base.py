@@ -154,19 +154,13 @@ class Space(ABC):
         return f"<{type(self).__name__} {self.name} dim={self.dim} fingerprint={self.fingerprint}>"
 
 
-# What most often makes a model's output overflow, per modality.
-_LIKELY_CAUSE = {
-    Modality.AUDIO: "samples far outside [-1, 1]?",
-    Modality.DEPTH: "values far outside a depth map's range?",
-    Modality.THERMAL: "values far outside a thermal image's range?",
-    Modality.IMU: "readings far outside a sensor's range?",
-}
 
 
 def unusable_reason(modality: Modality, rows: np.ndarray) -> str:
     """Why unusable output rows cannot be stored, as the one-line reason of a failed file."""
     if not np.isfinite(rows).all():
-        return f"the model gave no finite embedding: {_LIKELY_CAUSE.get(modality, 'are the weights damaged?')}"
+        # The loaders keep every input within the range its tower takes, so damaged weights come first.
+        return "the model gave no finite embedding: are its weights damaged, or the input beyond what it takes?"
     return "the model gave an all-zero embedding"
 
 
