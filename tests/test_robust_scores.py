@@ -17,7 +17,7 @@ from bindsearch.search import Hit, QueryTerm, parse_term
 from bindsearch.search.calibration import score_scale, usable_scores
 from bindsearch.search.dedup import keep_distinct
 from bindsearch.vectors import combine, l2_normalize
-from cli.render import print_json
+from bindsearch.cli.render import print_json
 
 
 def test_calibration_ignores_reference_vectors_that_are_not_finite():

@@ -14,7 +14,7 @@ import bindsearch
 from bindsearch.errors import MediaError, UnusableEmbedding
 from bindsearch.library.schema import STATUS_FAILED
 from bindsearch.modality import Modality
-from indexer.pipeline import embed_or_each
+from bindsearch.indexer.pipeline import embed_or_each
 
 TINY_IMAGEBIND = REPO / "examples" / "tiny-imagebind.json"
 UNUSABLE = "the model gave no finite embedding: are its weights damaged, or the input beyond what it takes?"
