@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from bindsearch.cli.render import print_json
 from helpers import IMAGEBIND_TINY, draw_image, imagebind_fixture_missing, write_imagebind_space
 
 import bindsearch
@@ -17,7 +18,6 @@ from bindsearch.search import Hit, QueryTerm, parse_term
 from bindsearch.search.calibration import score_scale, usable_scores
 from bindsearch.search.dedup import keep_distinct
 from bindsearch.vectors import combine, l2_normalize
-from bindsearch.cli.render import print_json
 
 
 def test_calibration_ignores_reference_vectors_that_are_not_finite():

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bindsearch.indexer.pipeline import embed_or_each
 from helpers import IMAGEBIND_TINY, REPO, draw_image, write_imagebind_space, write_wav
 
 import bindsearch
 from bindsearch.errors import MediaError, UnusableEmbedding
 from bindsearch.library.schema import STATUS_FAILED
 from bindsearch.modality import Modality
-from bindsearch.indexer.pipeline import embed_or_each
 
 TINY_IMAGEBIND = REPO / "examples" / "tiny-imagebind.json"
 UNUSABLE = "the model gave no finite embedding: are its weights damaged, or the input beyond what it takes?"
