@@ -14,7 +14,7 @@ from bindsearch.paths import display_path
 from bindsearch.windows import WindowSettings
 
 from .console import EXIT_FAILED_FILES, EXIT_INTERRUPTED, err, handles_errors
-from .options import JsonOption, LibraryOption, SpaceOption
+from .options import ForcedModalityOption, JsonOption, LibraryOption, SpaceOption
 from .progress import RichIndexProgress
 from .render import index_summary, print_json
 
@@ -28,10 +28,7 @@ def index(
     ],
     library: LibraryOption = None,
     space: SpaceOption = None,
-    modality: Annotated[
-        str | None,
-        typer.Option("--modality", "-m", metavar="MODALITY", help="Treat every file found as this modality."),
-    ] = None,
+    modality: ForcedModalityOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", help="Files per model call.", min=1)] = 32,
     workers: Annotated[
         int | None,
@@ -93,16 +90,21 @@ def index(
         print_json(report)
     else:
         err.print(index_summary(report), highlight=False)
-        shown = report.errors if errors else report.errors[:_SHOWN_ERRORS]
-        for e in shown:
-            err.print(f"  [red]failed[/] {_esc(display_path(e.path))}: {_esc(e.reason)}")
-        if len(shown) < len(report.errors):
-            err.print(f"  ... and {len(report.errors) - len(shown)} more (--errors lists them all)")
+        print_failures(report.errors, None if errors else _SHOWN_ERRORS, " (--errors lists them all)")
     if report.interrupted:
         err.print("[yellow]interrupted:[/] what was done is saved; run the same command again to finish")
         raise typer.Exit(EXIT_INTERRUPTED)
     if report.failed:
         raise typer.Exit(EXIT_FAILED_FILES)
+
+
+def print_failures(failures: list, limit: int | None, more: str = "") -> None:
+    """The failed files with their reasons on stderr, the first ``limit`` of them (None: all)."""
+    shown = failures if limit is None else failures[:limit]
+    for e in shown:
+        err.print(f"  [red]failed[/] {_esc(display_path(e.path))}: {_esc(e.reason)}")
+    if len(shown) < len(failures):
+        err.print(f"  ... and {len(failures) - len(shown)} more{more}")
 
 
 def window_settings(current: WindowSettings, seconds: float | None, hop: float | None) -> WindowSettings:

@@ -30,6 +30,10 @@ SpaceOption = Annotated[
     ),
 ]
 
+ForcedModalityOption = Annotated[
+    str | None,
+    typer.Option("--modality", "-m", metavar="MODALITY", help="Treat every file found as this modality."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 
 TextOption = Annotated[

@@ -17,7 +17,8 @@ import bindsearch
 from bindsearch.paths import display_path
 
 from .console import EXIT_INTERRUPTED, err, handles_errors
-from .options import JsonOption, LibraryOption, SpaceOption
+from .index import print_failures
+from .options import ForcedModalityOption, JsonOption, LibraryOption, SpaceOption
 from .render import index_summary, print_json
 
 _SHOWN_ERRORS = 5
@@ -33,10 +34,7 @@ def watch(
     ] = 2.0,
     library: LibraryOption = None,
     space: SpaceOption = None,
-    modality: Annotated[
-        str | None,
-        typer.Option("--modality", "-m", metavar="MODALITY", help="Treat every file found as this modality."),
-    ] = None,
+    modality: ForcedModalityOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Index files and folders, then keep the library up to date as files appear, change, move and disappear.
@@ -80,10 +78,7 @@ def _print_run(run: WatchRun, as_json: bool) -> None:
         return
     what = "rescan" if run.rescan else ", ".join(display_path(p) for p in run.paths)
     err.print(f"{what}: {index_summary(run.report).splitlines()[0]}", markup=False, highlight=False)
-    for e in run.report.errors[:_SHOWN_ERRORS]:
-        err.print(f"  [red]failed[/] {_esc(display_path(e.path))}: {_esc(e.reason)}")
-    if len(run.report.errors) > _SHOWN_ERRORS:
-        err.print(f"  ... and {len(run.report.errors) - _SHOWN_ERRORS} more")
+    print_failures(run.report.errors, _SHOWN_ERRORS)
 
 
 def _esc(text: str) -> str:
