@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from bindsearch.indexer.watch import index_roots
 from helpers import TINY_SPACE_FILE, draw_image
 
 import bindsearch
+from bindsearch.errors import LibraryLockedError
 from bindsearch.library import StoredItem
 from bindsearch.library.library import LOCK_FILE
 from bindsearch.library.lock import WriterLock
@@ -49,6 +51,26 @@ def _until(what: str, check: Callable[[], bool], seconds: float, watcher: subpro
         time.sleep(0.2)
     watcher.kill()
     raise AssertionError(f"not seen within {seconds} s: {what}\n{watcher.communicate()[1]}")
+
+
+
+@contextlib.contextmanager
+def _lock_when_free(library, timeout: float = 120.0):
+    """The library's writer lock, taken once the watcher's run that saw the last change has let it go."""
+    deadline = time.monotonic() + timeout
+    lock = WriterLock(str(library / LOCK_FILE), str(library))
+    while True:
+        try:
+            lock.acquire()
+            break
+        except LibraryLockedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _start(tmp_path: Path, media: Path) -> subprocess.Popen:
@@ -100,7 +122,7 @@ def test_watch_follows_new_changed_moved_deleted_and_bad_files_and_stops_on_sigt
                _CHANGE_S, watcher)
 
         # Another writer holds the library: the run waits for it, then happens.
-        with WriterLock(str(library / LOCK_FILE), str(library)):
+        with _lock_when_free(library):
             draw_image(media / "late.png", seed=5)
             time.sleep(3)
             assert "late.png" not in _items(library, media)
