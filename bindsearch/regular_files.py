@@ -6,13 +6,21 @@ end (``/dev/zero``). Every open of a user's file goes through ``open_regular``,
 which opens without blocking, checks the kind of what it opened, and refuses
 anything but a regular file; checking the opened descriptor (not the path
 beforehand) also catches a file swapped for a FIFO between a scan and a read.
+
+Decoders that open a path themselves (Pillow, libsndfile, FFmpeg) are given
+``regular_path``'s path instead of the user's: on Linux it names the very file
+already opened and checked, so a FIFO put in its place a moment later is never
+opened.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 _KINDS = (
@@ -85,3 +93,24 @@ def read_small_file(path: str | os.PathLike, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise FileTooLargeError(os.fspath(path), max_bytes)
     return data
+
+
+# Where the system names an open descriptor as a path (Linux): opening it opens that very file again.
+_FD_FOLDER = "/proc/self/fd"
+_FD_PATH = re.compile(r"'?/proc/self/fd/\d+'?")
+
+
+@contextmanager
+def regular_path(path: str | os.PathLike) -> Iterator[str]:
+    """A path for a decoder that opens files itself, naming the regular file ``path`` names now.
+
+    ``path`` is opened and checked as ``open_regular`` does; while the block runs, the path yielded
+    names that open file (``/proc/self/fd/N``) where the system has such paths, else ``path`` itself.
+    """
+    with open_regular(path) as f:
+        yield f"{_FD_FOLDER}/{f.fileno()}" if os.path.isdir(_FD_FOLDER) else os.fspath(path)
+
+
+def without_fd_paths(text: str) -> str:
+    """A decoder's message with the descriptor paths of ``regular_path`` put back as "the file"."""
+    return _FD_PATH.sub("the file", text)

@@ -21,7 +21,7 @@ from bindsearch.errors import BindsearchError
 from .worker_group import workers_in_own_group
 
 # A test seam: "module:function", called in every worker process with each file's path before the
-# file is read (never in the main process). Tests use it to crash or kill a worker on one file.
+# file is read, and in the main process too. Tests use it to crash or kill a reader on one file.
 READ_HOOK_VAR = "BINDSEARCH_READ_HOOK"
 
 

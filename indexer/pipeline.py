@@ -42,6 +42,7 @@ from bindsearch.spaces.registry import space_from_spec
 
 from .hashing import content_hash
 from .isolation import IsolatedReader, load_read_hook
+from .read_marker import ReadMarker
 from .worker_group import workers_in_own_group
 from .worker_logs import WorkerLogs, forward_to
 
@@ -295,7 +296,7 @@ class Preparer:
 
     def __init__(self, space: Space, known: set[tuple[str, Modality]], workers: int, window: int,
                  durations: frozenset[Modality] = frozenset(), *, embed: bool = False, threads: int = 1,
-                 batch_size: Callable[[Modality], int] = lambda _: 32) -> None:
+                 batch_size: Callable[[Modality], int] = lambda _: 32, marker: ReadMarker | None = None) -> None:
         self.space = space
         self.known = known
         self.workers = workers
@@ -304,12 +305,14 @@ class Preparer:
         self.embeds = embed and workers > 0
         self.threads = threads
         self.batch_size = batch_size
+        self.marker = marker  # names each file read in this process, in case its decoder kills it
+        self._read_hook = load_read_hook()
 
     def run(self, queue: TaskQueue) -> Iterator[Prepared]:
         """Results in the order they complete. Tasks pushed while results are handled are read too."""
         if self.workers == 0:
             while (task := queue.pop()) is not None:
-                yield prepare_task(task, self.space, self.known, durations=self.durations)
+                yield self._read_here(task)
             return
         if self.embeds:
             yield from self._run_embedding(queue)
@@ -331,7 +334,7 @@ class Preparer:
                     # rather than wait idle, this process reads the next file itself.
                     task = queue.pop()
                     if task is not None:
-                        yield prepare_task(task, self.space, self.known, durations=self.durations)
+                        yield self._read_here(task)
                         continue
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                 if any(_broken(future) for future in done):
@@ -381,6 +384,13 @@ class Preparer:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             logs.close()
+
+    def _read_here(self, task: Task) -> Prepared:
+        """Read a task in this process, named in the marker while it is read."""
+        if self.marker is None:
+            return _prepare_hooked(task, self.space, self.known, self.durations, self._read_hook)
+        with self.marker.reading(task.path, task.modality):
+            return _prepare_hooked(task, self.space, self.known, self.durations, self._read_hook)
 
     def _isolated(self, tasks: list[Task], embeds: bool, logs: WorkerLogs) -> Iterator[Prepared]:
         """Tasks that were in flight in a worker that died, each read again alone: only the culprit fails."""
@@ -494,9 +504,14 @@ def _run_batch(tasks: list[Task]) -> list[Prepared]:
 
 def _prepare_in_worker(task: Task) -> Prepared:
     assert _space is not None
-    if _read_hook is not None:  # (the test seam; an exception of its own fails the file as a loader's would)
+    return _prepare_hooked(task, _space, _known, _durations, _read_hook)
+
+
+def _prepare_hooked(task: Task, space: Space, known: set[tuple[str, Modality]], durations: frozenset[Modality],
+                    hook: Callable[[str], None] | None) -> Prepared:
+    if hook is not None:  # (the test seam; an exception of its own fails the file as a loader's would)
         try:
-            _read_hook(task.path)
+            hook(task.path)
         except Exception as exc:
             return Prepared(task.index, chunk=task.chunk, reason=describe(exc))
-    return prepare_task(task, _space, _known, durations=_durations)
+    return prepare_task(task, space, known, durations=durations)

@@ -32,11 +32,13 @@ from .pipeline import (
     prepare_task,
 )
 from .rates import RateClock
+from .read_marker import ReadMarker, record_leftover
 from .report import IndexObserver, IndexReport
 from .scan import FoundFile, scan
 
 log = logging.getLogger("bindsearch")
 
+_KEPT_ON_FULL_DISK = "every batch committed before is kept, the one being written is not"
 # Staged metadata changes (touches, moves, failures) are committed at least this often.
 _MAX_STAGED = 1000
 # Below this many files to read, files are read in the main process (no workers to start).
@@ -132,7 +134,7 @@ def index_paths(
     report = IndexReport()
     started = time.monotonic()
     try:
-        with library.writer() as writer:
+        with library.writer(kept=_KEPT_ON_FULL_DISK) as writer:
             if windows is not None and library.set_window_settings(windows):
                 report.window_settings_changed = True
             run = _Run(library, writer, report, observer, batch_size, workers,
@@ -149,8 +151,7 @@ def index_paths(
     except Exception as exc:
         # A batch's transaction is all or nothing, and a FAISS file not written is rebuilt from SQLite.
         if not isinstance(exc, BindsearchError) and disk_is_full(exc, library.path):
-            kept = "every batch committed before is kept, the one being written is not"
-            raise DiskFullError(disk_full_message(library.path, kept)) from None
+            raise DiskFullError(disk_full_message(library.path, _KEPT_ON_FULL_DISK)) from None
         raise
     report.seconds = time.monotonic() - started
     return report
@@ -203,8 +204,16 @@ class _Run:
         self.tag_min = tag_min  # the probability the best label must reach (None: any)
         self.retry_failed = retry_failed
         self.without_duration: list[StoredItem] = []  # unchanged audio and video whose length is not known
+        self.marker = ReadMarker(str(library.path))  # names the file this process is reading
 
     def execute(self, roots: list[str], forced: Modality | None) -> None:
+        record_leftover(self.marker, self.library, self.writer)  # a file that killed the last run
+        try:
+            self._execute(roots, forced)
+        finally:
+            self.marker.close()
+
+    def _execute(self, roots: list[str], forced: Modality | None) -> None:
         self.observer.phase("scanning")
         # The mark phase builds a few hundred thousand small objects that are never cyclic:
         # the cyclic collector would only walk them again and again.
@@ -336,7 +345,7 @@ class _Run:
         known = self.library.known_hashes({f.modality for f, _ in work}) if work else set()
         return Preparer(self.space, known, workers, window=self.batch_size + 4 * max(workers, 1),
                         durations=WINDOWED, embed=embed, threads=threads,
-                        batch_size=lambda m: _batch_size(m, self.batch_size))
+                        batch_size=lambda m: _batch_size(m, self.batch_size), marker=self.marker)
 
     def _memory_capped(self, workers: int, threads: int, embed: bool) -> tuple[int, int]:
         """Fewer workers when the free memory does not hold them all (each embedding one gets more threads)."""
@@ -527,7 +536,8 @@ class _Run:
         """Lengths of unchanged audio and video items indexed before lengths were recorded (headers only)."""
         for item in self.without_duration:
             try:
-                duration = self.space.encoder(item.modality).duration(item.path)
+                with self.marker.reading(item.path, item.modality, header_only=True):
+                    duration = self.space.encoder(item.modality).duration(item.path)
             except Exception:  # unreadable now: the next run that reads the file again records it
                 duration = None
             # Asked once: a length the headers do not tell is recorded as unknown, not asked again.

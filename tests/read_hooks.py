@@ -1,4 +1,5 @@
-"""Read hooks for worker processes (BINDSEARCH_READ_HOOK=read_hooks:misbehave): each misbehaves on one kind of file.
+"""Read hooks (BINDSEARCH_READ_HOOK=read_hooks:misbehave), run before every file is read, in worker
+processes and the main process alike: each misbehaves on one kind of file.
 
 They stand for decoders that take their process down, which no real file can be relied on to do.
 """

@@ -20,6 +20,7 @@ import pytest
 from helpers import REPO, draw_image
 
 import bindsearch
+from bindsearch.errors import DiskFullError
 from bindsearch.modality import Modality
 
 TINY_IMAGEBIND = REPO / "examples" / "tiny-imagebind.json"
@@ -114,3 +115,26 @@ def test_creating_a_library_on_a_full_disk_is_named(small_disk: Path, tmp_path: 
     assert len(lines) == 1 and (match := DISK_FULL.match(lines[0])), done.stderr
     assert match["kept"] == "no library was made"
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no half-made library left
+
+
+def test_tagging_or_removing_on_a_full_disk_is_named_and_changes_nothing(small_disk: Path, tmp_path: Path) -> None:
+    """A library opened while there was room, then changed once the disk is full (a CLI run on a disk
+    already full stops at the open, with "nothing was changed")."""
+    folder, lib = tmp_path / "media", small_disk / "lib"
+    for i in range(3):
+        draw_image(folder / f"p{i}.png", seed=i, size=(32, 32))
+    assert index_cli(folder, lib).returncode == 0
+    with bindsearch.open_library(lib) as library:
+        library.counts()
+        filler = fill(small_disk, 0)
+        with pytest.raises(DiskFullError) as tagging:
+            library.tag([folder], add=[f"tag-{i}" for i in range(2000)])
+        with pytest.raises(DiskFullError) as removing:
+            library.remove([folder / "p1.png"])
+    for raised, kept in ((tagging, "no tag was changed"), (removing, "nothing was removed")):
+        match = DISK_FULL.match(f"error: {raised.value}")
+        assert match and match["kept"] == kept, raised.value
+    filler.unlink()
+    with bindsearch.open_library(lib) as library:
+        assert library.counts()[Modality.IMAGE] == 3  # nothing removed
+        assert library.tags_of([1, 2, 3]) == {}  # no tag added

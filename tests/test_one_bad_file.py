@@ -78,9 +78,10 @@ def test_a_folder_deeper_than_path_max_is_recorded(tmp_path: Path) -> None:
 
 
 # -- a file that takes its reading process down -----------------------------------------------------
-# read_hooks.misbehave (BINDSEARCH_READ_HOOK) runs in every worker before it reads a file: on "kill-*" the
-# worker SIGKILLs itself (as the out-of-memory killer does), on "segv-*" it dies of SIGSEGV (as a crashing C
-# decoder does), on "oom-*" it raises MemoryError. The main process never runs it.
+# read_hooks.misbehave (BINDSEARCH_READ_HOOK) runs in every process before it reads a file: on "kill-*" the
+# process SIGKILLs itself (as the out-of-memory killer does), on "segv-*" it dies of SIGSEGV (as a crashing C
+# decoder does), on "oom-*" it raises MemoryError. Tests that keep pytest's own process alive make sure such a
+# file is read by a worker.
 
 HOOK = {"BINDSEARCH_READ_HOOK": "read_hooks:misbehave"}
 KILLED = "ran out of memory while decoding (the process reading it was killed by SIGKILL)"
@@ -128,6 +129,87 @@ def test_a_worker_killed_while_embedding_costs_one_file_and_the_run_goes_on(tmp_
         ids, _ = library.stored_vectors(Modality.IMAGE)
         assert len(ids) == 49
         assert {Path(f.path).name for f in library.info().failed} == {"kill-03.png", "segv-30.png", "oom-41.png"}
+
+
+def _index_cli(folder: Path, lib: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **HOOK, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "bindsearch.cli", "index", str(folder), "--library", str(lib),
+                           "--space", str(TINY_IMAGEBIND), "--batch-size", "2", "--json", *options],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+CRASHED = ("the indexing process died while reading it (a decoder's crash or the out-of-memory killer); "
+           "--retry-failed reads it again")
+
+
+@pytest.mark.parametrize("culprit", ["segv-c.png", "kill-c.png"])
+def test_a_file_that_kills_the_main_process_fails_in_the_next_run(tmp_path: Path, culprit: str) -> None:
+    """A file read in the indexing process itself (a few files, or --workers 0) that crashes it: that run dies,
+    keeping what it committed; the next one records the culprit as failed before it scans and indexes the rest."""
+    folder = tmp_path / "media"
+    names = ["a.png", "b.png", "t.png", "u.png", "v.png", "w.png"]  # (read in order: a, b, the culprit, t...)
+    for i, name in enumerate([*names, culprit]):
+        draw_image(folder / name, seed=i)
+    lib = tmp_path / "lib"
+    died = _index_cli(folder, lib, "--workers", "0")
+    assert died.returncode in (-11, -9), (died.returncode, died.stderr)  # SIGSEGV or SIGKILL: nothing could catch it
+    assert (lib / "reading").exists()
+
+    with bindsearch.open_library(lib) as library:  # the batches before the culprit were committed
+        committed = len(library.stored_vectors(Modality.IMAGE)[0])
+    assert committed == 2  # (a.png, b.png: one batch of two)
+
+    done = _index_cli(folder, lib)  # few files: read in this process again
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 3, (done.returncode, done.stderr)
+    report = json.loads(done.stdout)
+    assert [(Path(e["path"]).name, e["reason"]) for e in report["errors"]] == [(culprit, CRASHED)]
+    assert (report["added"], report["unchanged"], report["failed"]) == (4, 2, 1), report
+    assert not (lib / "reading").exists()  # a run that ends leaves no note behind
+
+    again = _index_cli(folder, lib)  # unchanged, it is not read again (that would kill the run)
+    assert again.returncode == 3, again.stderr
+    assert json.loads(again.stdout)["still_failed"] == 1
+
+    retried = _index_cli(folder, lib, "--retry-failed")  # asked for: it is read, and takes the run down again
+    assert retried.returncode in (-11, -9), retried.stderr
+    with bindsearch.open_library(lib) as library:
+        assert len(library.stored_vectors(Modality.IMAGE)[0]) == 6  # nothing lost
+
+
+def test_a_culprit_changed_after_killing_a_run_is_read_again(tmp_path: Path) -> None:
+    """The culprit is recorded with the size and mtime it had when it was read: rewritten since, it is new."""
+    from bindsearch.indexer.read_marker import ReadMarker
+
+    folder = tmp_path / "media"
+    draw_image(folder / "a.png", seed=1)
+    culprit = draw_image(folder / "segv-b.png", seed=2)
+    lib = tmp_path / "lib"
+    assert _index_cli(folder, lib, "--workers", "0").returncode == -11
+    assert ReadMarker(str(lib)).leftover().path == str(culprit)
+    draw_image(culprit, seed=3, size=(50, 44))  # rewritten after the crash: another size
+    assert _index_cli(folder, lib).returncode == -11  # so it is read (and, by its name, crashes) again
+    done = _index_cli(folder, lib)  # unchanged since this crash: recorded, not read
+    assert done.returncode == 3, done.stderr
+    assert json.loads(done.stdout)["added"] == 1
+
+
+def test_a_torn_or_foreign_note_is_ignored(tmp_path: Path) -> None:
+    from bindsearch.indexer.read_marker import ReadMarker
+
+    marker = ReadMarker(str(tmp_path))
+    assert marker.leftover() is None
+    (tmp_path / "reading").write_text('{"path": "/x", "modal')
+    assert marker.leftover() is None
+    (tmp_path / "reading").write_bytes(b"\xff\xfe")
+    assert marker.leftover() is None
+    name = "caf\udcc3.png"  # a file name that is not UTF-8 survives the note
+    with marker.reading(str(tmp_path / name), Modality.IMAGE):
+        left = ReadMarker(str(tmp_path)).leftover()
+        assert left is not None and left.path == str(tmp_path / name) and left.size == -1
+    assert ReadMarker(str(tmp_path)).leftover() is None  # cleared once read
+    marker.close()
+    assert not (tmp_path / "reading").exists()
 
 
 # -- as many workers as the memory holds -----------------------------------------------------------

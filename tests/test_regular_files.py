@@ -131,3 +131,65 @@ print(json.dumps(out))
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout).values()) == {FIFO_REASON}
+
+
+def test_a_file_swapped_for_a_fifo_after_its_check_is_still_refused(tmp_path: Path) -> None:
+    """Pillow, libsndfile and FFmpeg open a path themselves, after bindsearch has checked it: here the file is
+    swapped for a FIFO right after the check, and the decoder's open must still not wait on it."""
+    script = """
+import json, os, shutil, sys
+from bindsearch.errors import MediaError
+from bindsearch.loaders import audio, common, image, video
+
+real_check = common.check_content
+
+def check_then_swap(path, expected):
+    head = real_check(path, expected)
+    os.rename(path, path + ".aside")
+    os.mkfifo(path)
+    return head
+
+for module in (audio, image, video):
+    module.check_content = check_then_swap
+folder, clip, sound = sys.argv[1:4]
+calls = {
+    "image": (".png", lambda p: image.load_image(p)),
+    "audio": (".wav", lambda p: audio.load_audio(p)),
+    "audio_info": (".wav", lambda p: audio.audio_info(p)),
+    "video": (".mp4", lambda p: video.load_video_clips(p)),
+}
+from PIL import Image
+out = {}
+for name, (ext, call) in calls.items():
+    path = os.path.join(folder, name + ext)
+    if ext == ".png":
+        Image.new("RGB", (8, 8)).save(path)
+    else:
+        shutil.copy(clip if ext == ".mp4" else sound, path)
+    try:
+        call(path)
+        out[name] = "read"
+    except MediaError as exc:
+        out[name] = exc.reason
+print(json.dumps(out))
+"""
+    clip = REPO / "examples" / "media" / "clips" / "bands.mp4"
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(clip), str(BIRDSONG)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == dict.fromkeys(["image", "audio", "audio_info", "video"], FIFO_REASON)
+
+
+def test_a_decoder_path_names_the_file_that_was_checked(tmp_path: Path) -> None:
+    from bindsearch.regular_files import regular_path
+
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"checked")
+    with regular_path(path) as opened:
+        os.rename(path, tmp_path / "aside.bin")
+        fifo(path)
+        with open(opened, "rb") as f:  # the file that was checked, not the FIFO now at its path
+            assert f.read() == b"checked"
+    with pytest.raises(OSError, match="FIFO"):
+        with regular_path(path):
+            pass

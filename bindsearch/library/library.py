@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from ..errors import DiskFullError, LibraryError, LibraryLockedError, SpaceMismatchError, UsageError
+from ..errors import BindsearchError, DiskFullError, LibraryError, LibraryLockedError, SpaceMismatchError, UsageError
 from ..modality import Modality
 from ..paths import default_library_path
 from ..spaces import Space, load_space
@@ -378,11 +378,16 @@ class Library:
         add, remove = check_tags(add), check_tags(remove)
         if add or remove:
             self._refuse_if_read_only("change tags")
-        with self._engine.begin() as conn:
-            found = items_at(conn, [os.fspath(p) for p in paths])
-            ids = [i for i, _, _ in found]
-            change_tags(conn, ids, add, remove)
-            tags = tags_of(conn, ids)
+        try:
+            with self._engine.begin() as conn:
+                found = items_at(conn, [os.fspath(p) for p in paths])
+                ids = [i for i, _, _ in found]
+                change_tags(conn, ids, add, remove)
+                tags = tags_of(conn, ids)
+        except (OperationalError, DatabaseError) as exc:
+            if disk_is_full(exc, self.path):
+                raise DiskFullError(disk_full_message(self.path, "no tag was changed")) from None
+            raise
         return [TaggedItem(path, modality, list(tags.get(i, ()))) for i, path, modality in found]
 
     def remove(self, paths: Sequence[str | os.PathLike[str]]) -> list[RemovedItem]:
@@ -393,7 +398,7 @@ class Library:
         """
         from .remove import remove_items
 
-        with self.writer() as writer, self._engine.connect() as conn:
+        with self.writer(kept="nothing was removed") as writer, self._engine.connect() as conn:
             return remove_items(conn, writer, paths)
 
     def export(self, file: str | os.PathLike[str], **options: Any) -> ExportReport:
@@ -819,8 +824,11 @@ class Library:
             raw.close()
 
     @contextmanager
-    def writer(self) -> Iterator[LibraryWriter]:
+    def writer(self, kept: str = "every change committed before is kept, the one being written is not"
+               ) -> Iterator[LibraryWriter]:
         """Exclusive write access: a LibraryWriter whose batches commit atomically.
+
+        A full disk ends the block with DiskFullError, whose one line says what is ``kept``.
 
         FAISS indexes are saved when the block ends, however it ends; a process
         killed before that leaves them stale, and they are rebuilt on next use.
@@ -851,12 +859,18 @@ class Library:
                 pass
         writer = LibraryWriter(self)
         try:
-            yield writer
-        finally:
             try:
-                writer.save_indexes()
+                yield writer
             finally:
-                lock.release()
+                try:
+                    writer.save_indexes()
+                finally:
+                    lock.release()
+        except Exception as exc:
+            # A batch's transaction is all or nothing, and a FAISS file not written is rebuilt from SQLite.
+            if not isinstance(exc, BindsearchError) and disk_is_full(exc, self.path):
+                raise DiskFullError(disk_full_message(self.path, kept)) from None
+            raise
 
 
 def _remove_abandoned_staging(folder: Path) -> None:

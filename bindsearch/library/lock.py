@@ -38,8 +38,11 @@ class WriterLock:
                     f"library {self.library} is being written by another bindsearch process{holder}; "
                     "wait for it to finish"
                 ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "started": time.time()}).encode())
+        try:  # who holds it, for the message another writer gets; the flock alone is the lock
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "started": time.time()}).encode())
+        except OSError:  # (a full disk): the lock holds all the same
+            pass
         self._fd = fd
 
     def release(self) -> None:

@@ -15,6 +15,7 @@ from ..errors import LibraryLockedError
 from ..modality import Modality
 from ..vectors import is_usable, usable_rows
 from ..windows import WINDOWED
+from .disk_space import disk_is_full
 from .lock import WriterLock
 from .schema import STATUS_FAILED, STATUS_OK, Item, Meta, Vector, Window
 
@@ -84,6 +85,7 @@ def check_stored_vectors(library: Any, bump_generation: Callable[[Any, Modality,
     written by another process) stays as it is: the items are left out of this process's indexes only.
     """
     lock: WriterLock | None = None
+    why = "the library cannot be written to now"
     if not getattr(library, "read_only", None):
         lock = WriterLock(os.path.join(library.path, "write.lock"), str(library.path))
         try:
@@ -103,8 +105,8 @@ def check_stored_vectors(library: Any, bump_generation: Callable[[Any, Modality,
                     _mark_failed(conn, bad, bump_generation)
                 library._meta[CHECKED_KEY] = "1"
                 repaired = True
-            except (OperationalError, DatabaseError):
-                pass  # a database that cannot be written to
+            except (OperationalError, DatabaseError) as exc:  # a database that cannot be written to
+                why = "its disk is full" if disk_is_full(exc, library.path) else "the library cannot be written to now"
     finally:
         if lock is not None:
             lock.release()
@@ -117,8 +119,8 @@ def check_stored_vectors(library: Any, bump_generation: Callable[[Any, Modality,
     else:
         _drop_in_memory(library, bad)
         log.warning("library %s holds %s whose stored embeddings are not finite (%s): left out of searches; "
-                    "the library cannot be written to now, so it stays as it is",
-                    library.path, _items(len(bad)), _example(library, bad))
+                    "%s, so it stays as it is",
+                    library.path, _items(len(bad)), _example(library, bad), why)
 
 
 def _mark_failed(conn: Any, bad: dict[int, str], bump_generation: Callable[[Any, Modality, bool], None]) -> None:

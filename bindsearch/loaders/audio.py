@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ..modality import Modality, sniff_format
-from ..regular_files import open_regular
+from ..regular_files import open_regular, regular_path, without_fd_paths
 from .common import check_content, os_reason
 
 # Seeking for a segment lands this much before it, so that lossy decoders have warmed up.
@@ -110,7 +110,8 @@ def audio_info(path: str) -> AudioInfo:
         try:
             import soundfile
 
-            info = soundfile.info(path)
+            with regular_path(path) as opened:
+                info = soundfile.info(opened)
             if info.samplerate > 0 and info.channels > 0:
                 rate = check_sample_rate(path, info.samplerate)
                 return AudioInfo(rate, info.channels, info.frames / rate, info.frames)
@@ -120,7 +121,7 @@ def audio_info(path: str) -> AudioInfo:
             pass
     av = _import_av()
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        with regular_path(path) as opened, av.open(opened, metadata_errors="ignore") as container:
             stream = _first_audio_stream(container, path)
             rate = int(stream.codec_context.sample_rate or stream.rate or 0)
             channels = int(stream.codec_context.channels or 0)
@@ -149,7 +150,7 @@ def has_audio_stream(path: str) -> bool:
     check_content(path, Modality.AUDIO)
     av = _import_av()
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        with regular_path(path) as opened, av.open(opened, metadata_errors="ignore") as container:
             if not container.streams.audio and not container.streams.video:
                 raise MediaError(path, NO_STREAMS_REASON)
             return len(container.streams.audio) > 0
@@ -165,7 +166,7 @@ def has_audio_stream(path: str) -> bool:
 def _read_soundfile(path: str, start: float, duration: float | None, max_samples: int | None) -> tuple[np.ndarray, int]:
     import soundfile
 
-    with soundfile.SoundFile(path) as f:
+    with regular_path(path) as opened, soundfile.SoundFile(opened) as f:
         rate, total = int(f.samplerate), int(f.frames)
         if rate <= 0 or f.channels <= 0:
             raise MediaError(path, "audio has no sample rate or channel count")
@@ -263,7 +264,7 @@ def _container_duration(container, stream) -> float | None:
 def _read_pyav(path: str, start: float, duration: float | None, max_samples: int | None) -> tuple[np.ndarray, int]:
     av = _import_av()
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        with regular_path(path) as opened, av.open(opened, metadata_errors="ignore") as container:
             stream = _first_audio_stream(container, path)
             samples, rate = decode_audio_stream(container, stream, path, start, duration, max_samples)
             if start == 0 and duration is None:
@@ -391,5 +392,5 @@ def decoder_reason(exc: BaseException, what: str = "audio") -> str:
         return f"cannot decode {what} ({text})"
     if isinstance(exc, OSError) and exc.errno is not None:
         return os_reason(exc)
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = without_fd_paths(" ".join(str(exc).split())) or type(exc).__name__
     return f"cannot decode {what} ({type(exc).__name__}: {text})"

@@ -11,6 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import MediaError
 from ..modality import Modality, sniff_format
 from ..preprocess.image import elongation_reason
+from ..regular_files import regular_path, without_fd_paths
 from .common import FILE_ERRNOS, check_content, os_reason, read_head
 
 # Refuse images above this many pixels: a small file can claim a huge canvas
@@ -36,7 +37,8 @@ def decode_image(path: str, max_pixels: int = MAX_PIXELS, refuse_elongated: bool
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on EXIF oddities and near-bomb sizes
-            img = Image.open(path)
+            with regular_path(path) as opened:
+                img = Image.open(opened)
             try:
                 width, height = img.size
                 if width * height > max_pixels:
@@ -74,11 +76,12 @@ def decode_image(path: str, max_pixels: int = MAX_PIXELS, refuse_elongated: bool
     except OSError as exc:
         if exc.errno in FILE_ERRNOS:
             raise MediaError(path, os_reason(exc)) from None
-        raise MediaError(path, f"corrupt or truncated image ({exc})") from None
+        raise MediaError(path, f"corrupt or truncated image ({without_fd_paths(str(exc))})") from None
     except (ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError, struct.error) as exc:
-        raise MediaError(path, f"corrupt image ({type(exc).__name__}: {exc})") from None
+        raise MediaError(path, f"corrupt image ({type(exc).__name__}: {without_fd_paths(str(exc))})") from None
     except Exception as exc:
-        raise MediaError(path, f"corrupt image or unsupported variant ({type(exc).__name__}: {exc})") from None
+        text = without_fd_paths(str(exc))
+        raise MediaError(path, f"corrupt image or unsupported variant ({type(exc).__name__}: {text})") from None
 
 
 def _too_large_reason(exc: Exception, max_pixels: int) -> str:

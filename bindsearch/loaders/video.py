@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import MediaError
 from ..modality import Modality
 from ..preprocess.image import elongation_reason
+from ..regular_files import regular_path
 from .audio import NO_STREAMS_REASON, decoder_reason, has_audio_stream, load_audio
 from .common import check_content
 
@@ -125,7 +126,7 @@ def _with_video(path: str, work):
     check_content(path, Modality.VIDEO)
     av = _import_av()
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        with regular_path(path) as opened, av.open(opened, metadata_errors="ignore") as container:
             stream = _first_video_stream(container, path)
             return work(container, stream, _info(container, stream, path))
     except MediaError:
