@@ -67,10 +67,10 @@ def timed(owner, name, key):
 import bindsearch.cli.app as app
 t_import = time.perf_counter()
 import bindsearch.indexer.run as run
-from bindsearch.library import library as lib_mod
+from bindsearch.library import store as lib_mod
 timed(run, "scan", "scan_s")
-timed(lib_mod.Library, "items_under", "items_under_s")
-timed(lib_mod.Library, "open", "open_library_s")
+timed(lib_mod.LibraryStore, "items_under", "items_under_s")
+timed(lib_mod.LibraryStore, "open", "open_library_s")
 import bindsearch.indexer as indexer_pkg
 timed(indexer_pkg, "index_paths", "index_paths_s")
 space_prop = lib_mod.Library.space
@@ -118,7 +118,7 @@ def fill_library(lib_path: Path, media: Path, n: int) -> None:
     """A library holding every file of ``media`` as embedded, with random unit vectors (no model)."""
     import numpy as np
 
-    from bindsearch.library import Library
+    from bindsearch import Library
     from bindsearch.modality import modality_from_path
     from bindsearch.windows import WINDOWED
 

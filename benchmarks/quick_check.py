@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from common import TINY, machine
 
-from bindsearch.library import Library
+from bindsearch import Library
 from bindsearch.library.integrity import damage
 
 

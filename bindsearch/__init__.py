@@ -26,6 +26,7 @@ if os.path.isfile(os.path.join(_root, "pyproject.toml")) and os.path.isfile(
 
 import numpy as np
 
+from .api import Library
 from .classify import Classification, LabelScore, classify
 from .errors import (
     BindsearchError,
@@ -38,7 +39,7 @@ from .errors import (
     UsageError,
 )
 from .indexer import IndexObserver, IndexReport, index_paths
-from .library import FileError, Library, LibraryInfo
+from .library import FileError, LibraryInfo
 from .modality import Modality
 from .search import Filters, Hit, QueryTerm, search
 from .spaces import DEFAULT_SPACE, Encoder, Space, load_space

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import UsageError
+from .filters import Filters
 from .modality import Modality
-from .search.filters import Filters
 
 if TYPE_CHECKING:
-    from .library import Library
+    from .library import LibraryStore as Library
 
 FORMATS = {".npz": "npz", ".parquet": "parquet"}
 

@@ -88,3 +88,10 @@ def from_blobs(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     if flat.size != len(blobs) * dim:
         raise ValueError(f"stored vectors do not have {dim} values each")
     return flat.reshape(len(blobs), dim).astype(np.float32)
+
+
+def evenly_spaced(n: int, size: int) -> np.ndarray:
+    """``size`` positions spread evenly over ``range(n)`` (all of them when n <= size): a deterministic sample."""
+    if n <= size:
+        return np.arange(n, dtype=np.int64)
+    return np.linspace(0, n - 1, size).round().astype(np.int64)

@@ -296,7 +296,8 @@ class Preparer:
 
     def __init__(self, space: Space, known: set[tuple[str, Modality]], workers: int, window: int,
                  durations: frozenset[Modality] = frozenset(), *, embed: bool = False, threads: int = 1,
-                 batch_size: Callable[[Modality], int] = lambda _: 32, marker: ReadMarker | None = None) -> None:
+                 batch_size: Callable[[Modality], int] = lambda _: 32, marker: ReadMarker | None = None,
+                 suspects: frozenset[str] = frozenset()) -> None:
         self.space = space
         self.known = known
         self.workers = workers
@@ -306,6 +307,7 @@ class Preparer:
         self.threads = threads
         self.batch_size = batch_size
         self.marker = marker  # names each file read in this process, in case its decoder kills it
+        self.suspects = suspects  # files that killed an earlier run's process: never read in this one
         self._read_hook = load_read_hook()
 
     def run(self, queue: TaskQueue) -> Iterator[Prepared]:
@@ -386,7 +388,15 @@ class Preparer:
             logs.close()
 
     def _read_here(self, task: Task) -> Prepared:
-        """Read a task in this process, named in the marker while it is read."""
+        """Read a task in this process, named in the marker while it is read (a suspect: in a process of its own)."""
+        if task.path in self.suspects:
+            logs = WorkerLogs(_SPAWN)
+            reader = IsolatedReader(self._initargs(False, max(1, self.threads), logs), embeds=False)
+            try:
+                return reader.read(task)
+            finally:
+                reader.close()
+                logs.close()
         if self.marker is None:
             return _prepare_hooked(task, self.space, self.known, self.durations, self._read_hook)
         with self.marker.reading(task.path, task.modality):

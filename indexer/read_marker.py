@@ -1,13 +1,14 @@
 """A note of the file the indexing process itself is reading, so that a decoder that kills it
-fails only that file.
+costs one run, not every run.
 
 A worker that dies takes only its culprit down (see ``isolation``), but some files are read in
 the main process: a run of a handful of files, ``--workers 0``, and the files a GPU run's main
 process reads while its workers are busy. A C decoder's crash there (or the out-of-memory killer)
 ends the run with no chance to record anything. So before each such read the file is named in
-``reading`` in the library folder, and the note is cleared after. A crash leaves it behind (the
-write is in the page cache, which outlives the process), and the next run records that file as
-failed before it scans, instead of meeting it again. ``--retry-failed`` reads it once more.
+``reading`` in the library folder, and the note is cleared after. A death leaves it behind (the
+write is in the page cache, which outlives the process), and the next run reads that file, a
+suspect, in a process of its own: if it takes that process down it fails with the reason, as a
+worker's culprit does; if not (the run was killed from outside: ``kill -9``), it is indexed.
 
 Only the holder of the writer lock reads files for a library, so one note per library is enough.
 """
@@ -21,19 +22,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from bindsearch.library import Library, LibraryWriter
+from bindsearch.library import LibraryStore, LibraryWriter
 from bindsearch.library.schema import UNKNOWN_DURATION
 from bindsearch.modality import Modality
 
 log = logging.getLogger(__name__)
 
 MARKER_FILE = "reading"
-
-# What a file that took the process down is recorded with: the signal is not known (the process
-# that could have seen it is the one that died), so the reason names both likely causes.
-CRASH_REASON = ("the indexing process died while reading it (a decoder's crash or the out-of-memory killer); "
-                "--retry-failed reads it again")
-
 
 @dataclass(frozen=True)
 class LeftOver:
@@ -126,24 +121,23 @@ class ReadMarker:
         return self._fd
 
 
-def record_leftover(marker: ReadMarker, library: Library, writer: LibraryWriter) -> None:
-    """Record the file a dead run was reading (if any) before this run scans, and clear the note.
+def take_suspect(marker: ReadMarker, library: LibraryStore, writer: LibraryWriter) -> str | None:
+    """The path a dead run was reading, to be read in a process of its own (None: no such note); the
+    note is cleared.
 
-    A file that took the process down fails with the size and mtime it had then, so it is not read
-    again until it changes (or ``--retry-failed``). One whose length was being read for an item
-    already embedded keeps its vector and gets an unknown length, so that its header is not read again.
+    One whose length only was being read, for an item already embedded, is not read again: it keeps
+    its vector and gets an unknown length at once, as a file whose headers tell none does.
     """
     left = marker.leftover()
-    if left is None:
-        marker.clear()
-        return
-    if left.size >= 0:
-        stored = next((item for item in library.items_under([left.path])
-                       if item.path == left.path and item.modality == left.modality), None)
-        if left.header_only and stored is not None:
-            writer.set_duration(stored.id, UNKNOWN_DURATION)
-        else:
-            writer.put_failed(left.path, left.modality, left.size, left.mtime_ns, CRASH_REASON)
-        writer.commit()  # before the scan, which compares with what is committed
-        log.warning("%s: %s", left.path, CRASH_REASON)
     marker.clear()
+    if left is None or left.size < 0:
+        return None
+    log.info("%s: the last run died while reading it; it is read in a process of its own", left.path)
+    if not left.header_only:
+        return left.path
+    stored = next((item for item in library.items_under([left.path])
+                   if item.path == left.path and item.modality == left.modality), None)
+    if stored is not None:
+        writer.set_duration(stored.id, UNKNOWN_DURATION)
+        writer.commit()
+    return None

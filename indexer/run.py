@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from bindsearch.errors import BindsearchError, DiskFullError, SpaceError, UsageError
-from bindsearch.library import Library, LibraryWriter, StoredItem
+from bindsearch.library import LibraryStore, LibraryWriter, StoredItem
 from bindsearch.library.disk_space import disk_full_message, disk_is_full
 from bindsearch.library.schema import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, UNKNOWN_DURATION
 from bindsearch.modality import Modality
@@ -32,7 +32,7 @@ from .pipeline import (
     prepare_task,
 )
 from .rates import RateClock
-from .read_marker import ReadMarker, record_leftover
+from .read_marker import ReadMarker, take_suspect
 from .report import IndexObserver, IndexReport
 from .scan import FoundFile, scan
 
@@ -88,7 +88,7 @@ class _Pending:
 
 
 def index_paths(
-    library: Library,
+    library: LibraryStore,
     paths: Sequence[str | os.PathLike[str]],
     *,
     modality: Modality | str | None = None,
@@ -182,7 +182,7 @@ def check_arguments(
 
 
 class _Run:
-    def __init__(self, library: Library, writer: LibraryWriter, report: IndexReport,
+    def __init__(self, library: LibraryStore, writer: LibraryWriter, report: IndexReport,
                  observer: IndexObserver, batch_size: int, workers: int | None, tagger: Any = None,
                  tag_min: float | None = None, retry_failed: bool = False) -> None:
         self.library = library
@@ -205,9 +205,10 @@ class _Run:
         self.retry_failed = retry_failed
         self.without_duration: list[StoredItem] = []  # unchanged audio and video whose length is not known
         self.marker = ReadMarker(str(library.path))  # names the file this process is reading
+        self.suspect: str | None = None  # the file the last run died reading: read in a process of its own
 
     def execute(self, roots: list[str], forced: Modality | None) -> None:
-        record_leftover(self.marker, self.library, self.writer)  # a file that killed the last run
+        self.suspect = take_suspect(self.marker, self.library, self.writer)  # a file that killed the last run
         try:
             self._execute(roots, forced)
         finally:
@@ -345,7 +346,8 @@ class _Run:
         known = self.library.known_hashes({f.modality for f, _ in work}) if work else set()
         return Preparer(self.space, known, workers, window=self.batch_size + 4 * max(workers, 1),
                         durations=WINDOWED, embed=embed, threads=threads,
-                        batch_size=lambda m: _batch_size(m, self.batch_size), marker=self.marker)
+                        batch_size=lambda m: _batch_size(m, self.batch_size), marker=self.marker,
+                        suspects=frozenset([self.suspect] if self.suspect else []))
 
     def _memory_capped(self, workers: int, threads: int, embed: bool) -> tuple[int, int]:
         """Fewer workers when the free memory does not hold them all (each embedding one gets more threads)."""

@@ -24,7 +24,7 @@ from .report import IndexReport
 from .run import check_arguments
 
 if TYPE_CHECKING:
-    from bindsearch.library import Library
+    from bindsearch.library import LibraryStore as Library
 
 # Events keep coming (a large copy): a run starts anyway after this many debounce periods.
 _MAX_WAIT_PERIODS = 10
@@ -106,7 +106,7 @@ def _run_until_done(library: Library, runs_on: list[str], watched: list[str], re
                     stop: threading.Event, on_run: Callable[[WatchRun], None], on_error: Callable[[str], None],
                     debounce: float, index_options: dict[str, Any], pending: _Pending | None = None) -> None:
     """One index run over ``runs_on``, tried again while another writer holds the library."""
-    from bindsearch.library import Library
+    from bindsearch.library import LibraryStore as Library
 
     while not stop.is_set():
         # A path may vanish between the event and the run: choose again from what is there now.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bindsearch.search.calibration import ScoreScale, evenly_spaced, rank_key, score_scale
+from bindsearch.search.calibration import ScoreScale, rank_key, score_scale
 from bindsearch.search.dedup import keep_distinct
-from bindsearch.vectors import l2_normalize
+from bindsearch.vectors import evenly_spaced, l2_normalize
 
 
 def test_score_scale_is_the_mean_and_spread_of_the_query_on_the_reference():

@@ -17,8 +17,8 @@ from helpers import draw_image
 import bindsearch
 from bindsearch import QueryTerm
 from bindsearch.errors import LibraryLockedError, UsageError
-from bindsearch.library.library import LOCK_FILE
 from bindsearch.library.lock import WriterLock
+from bindsearch.library.records import LOCK_FILE
 from bindsearch.modality import Modality
 from bindsearch.search.duplicates import group_by_keeper, keep_rank
 

@@ -221,18 +221,18 @@ def nth_call():
     calls[0] += 1
     return calls[0] == nth
 
-from bindsearch.library import library as L
+from bindsearch.library import opening as O
 from bindsearch.library import vector_index as V
 from bindsearch.library import writer as W
 
 if point == "creating-before-database":     # the library's (staging) folder is made, its database not yet
-    L._engine = lambda *a, **k: die()
+    O.sqlite_engine = lambda *a, **k: die()
 elif point == "creating-after-tables":      # tables created, the library's meta rows not yet written
-    create_all = L.Base.metadata.create_all
+    create_all = O.Base.metadata.create_all
     def patched(*a, **k):
         create_all(*a, **k)
         die()
-    L.Base.metadata.create_all = patched
+    O.Base.metadata.create_all = patched
 elif point == "inside-transaction":          # a batch's rows are written, its transaction not committed
     bump = W._bump_generation
     def patched(*a, **k):
@@ -241,13 +241,13 @@ elif point == "inside-transaction":          # a batch's rows are written, its t
             die()
     W._bump_generation = patched
 elif point == "after-commit":                # a batch is committed, no FAISS file saved
-    commit = L.LibraryWriter.commit
+    commit = W.LibraryWriter.commit
     def patched(self):
         staged = self.pending
         commit(self)
         if staged and nth_call():
             die()
-    L.LibraryWriter.commit = patched
+    W.LibraryWriter.commit = patched
 elif point == "faiss-rename":                # a FAISS file is written in full, not yet renamed into place
     replace = os.replace
     def patched(src, dst, *a, **k):
@@ -256,12 +256,12 @@ elif point == "faiss-rename":                # a FAISS file is written in full, 
         return replace(src, dst, *a, **k)
     os.replace = patched
 elif point == "stop-before-first-commit":    # holds the lock, library made, no vector yet: stops (SIGSTOP)
-    commit = L.LibraryWriter.commit
+    commit = W.LibraryWriter.commit
     def patched(self):
         if self.pending and nth_call():
             os.kill(os.getpid(), signal.SIGSTOP)
         commit(self)
-    L.LibraryWriter.commit = patched
+    W.LibraryWriter.commit = patched
 elif point == "sigint-before-faiss-update":  # Ctrl-C after a batch's transaction, before FAISS mirrors it
     remove = V.VectorIndex.remove
     def patched(self, ids):
@@ -271,18 +271,18 @@ elif point == "sigint-before-faiss-update":  # Ctrl-C after a batch's transactio
         return remove(self, ids)
     V.VectorIndex.remove = patched
 elif point == "stop-before-create":          # found no library and is about to create one: stops
-    create = L.Library._create
-    def patched(cls, *a, **k):
+    create = O.create_library
+    def patched(*a, **k):
         os.kill(os.getpid(), signal.SIGSTOP)
         return create(*a, **k)
-    L.Library._create = classmethod(patched)
+    O.create_library = patched
 elif point == "stop-in-creation":            # creating the library (its database not opened yet): stops
-    engine = L._engine
+    engine = O.sqlite_engine
     def patched(*a, **k):
         if nth_call():
             os.kill(os.getpid(), signal.SIGSTOP)
         return engine(*a, **k)
-    L._engine = patched
+    O.sqlite_engine = patched
 else:
     raise SystemExit("unknown kill point " + point)
 

@@ -18,8 +18,8 @@ from helpers import TINY_SPACE_FILE, draw_image
 import bindsearch
 from bindsearch.errors import LibraryLockedError
 from bindsearch.library import StoredItem
-from bindsearch.library.library import LOCK_FILE
 from bindsearch.library.lock import WriterLock
+from bindsearch.library.records import LOCK_FILE
 
 # A loaded machine embeds slowly: bounds, not expectations.
 _CHANGE_S = 120

@@ -7,8 +7,8 @@ import os
 import numpy as np
 from sqlalchemy import Connection, and_, exists, select
 
+from ..filters import Filters, path_matches, path_patterns
 from ..modality import Modality
-from ..search.filters import Filters, path_matches, path_patterns
 from .schema import STATUS_OK, Item, Tag, Window
 
 

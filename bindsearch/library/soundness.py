@@ -149,9 +149,9 @@ def _drop_in_memory(library: Any, bad: dict[int, str]) -> None:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             for window_id, item_id in conn.execute(select(Window.id, Window.item_id).where(Window.item_id.in_(chunk))):
-                library._dropped.setdefault((Modality(bad[item_id]), True), set()).add(int(window_id))
+                library.indexes.dropped.setdefault((Modality(bad[item_id]), True), set()).add(int(window_id))
     for item_id, modality in bad.items():
-        library._dropped.setdefault((Modality(modality), False), set()).add(int(item_id))
+        library.indexes.dropped.setdefault((Modality(modality), False), set()).add(int(item_id))
 
 
 def _items(n: int) -> str:
@@ -176,7 +176,7 @@ def index_disagreement(conn: Any, index: Any, modality: Modality, windows: bool)
     None when the sample agrees."""
     import faiss
 
-    from ..search.calibration import evenly_spaced
+    from ..vectors import evenly_spaced
 
     if index.size == 0:
         return None

@@ -95,7 +95,7 @@ class VectorIndex:
 
         Deterministic, so that a library's calibrated scores do not move between identical queries.
         """
-        from ..search.calibration import evenly_spaced
+        from ..vectors import evenly_spaced
 
         if self._sample is None or self._sample.shape[0] != min(size, self.size):
             positions = evenly_spaced(self.size, size)

@@ -15,7 +15,7 @@ from .schema import STATUS_FAILED, STATUS_OK, Item, Meta, Tag, Vector, Window
 from .soundness import unusable_problem
 
 if TYPE_CHECKING:
-    from .library import Library
+    from .store import LibraryStore
 
 
 class LibraryWriter:
@@ -29,7 +29,7 @@ class LibraryWriter:
     # find a current file instead of rebuilding the index from SQLite.
     SAVE_EVERY_S = 60.0
 
-    def __init__(self, library: Library) -> None:
+    def __init__(self, library: LibraryStore) -> None:
         self.library = library
         self._ops: list[tuple[str, tuple[Any, ...]]] = []
         self._dirty: set[tuple[Modality, bool]] = set()  # (modality, windows?) of the indexes changed
@@ -123,7 +123,7 @@ class LibraryWriter:
                         changes.remove((modality, False), [item_id])
             generations = {key: _bump_generation(conn, *key) for key in changes.touched}
         self._ops.clear()
-        lib._index_generations.update(generations)  # the indexes loaded above, once changed below
+        lib.indexes.generations.update(generations)  # the indexes loaded above, once changed below
         self._dirty.update(changes.touched)
         try:
             for key in changes.touched:
@@ -136,7 +136,7 @@ class LibraryWriter:
             # Interrupted (Ctrl-C) after the commit: the in-memory indexes may miss it. Forget
             # them; the next use rebuilds them from SQLite, which has everything.
             for key in changes.touched:
-                lib._indexes.pop(key, None)
+                lib.indexes.forget(key)
             raise
         if time.monotonic() - self._saved_at > self.SAVE_EVERY_S:
             self.save_indexes()
@@ -183,8 +183,8 @@ class LibraryWriter:
         """Write every FAISS index changed by this writer, named by its generation."""
         lib = self.library
         for modality, windows in sorted(self._dirty, key=lambda key: (key[0].value, key[1])):
-            generation, _ = lib._generation_and_count(modality, windows)
-            lib._save_index(modality, windows, lib.vector_index(modality, windows), generation)
+            generation, _ = lib.indexes.generation_and_count(modality, windows)
+            lib.indexes.save(modality, windows, lib.vector_index(modality, windows), generation)
         self._dirty.clear()
         self._saved_at = time.monotonic()
 

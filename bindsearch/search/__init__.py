@@ -1,8 +1,8 @@
 """Search: query terms and their grammar, filters, calibrated scores across modalities, de-duplication."""
 
+from ..filters import Filters, parse_date, parse_size
 from .calibration import ScoreScale, score_scale
 from .engine import Hit, check_filters, embed_terms, parse_targets, query_vector, resolve_targets, search
-from .filters import Filters, parse_date, parse_size
 from .terms import Like, QueryTerm, parse_expression, parse_term, split_weight
 
 __all__ = [

@@ -89,9 +89,3 @@ def rank_key(raw: float, calibrated: float) -> tuple[bool, float, float]:
     """Sort key of a merged list (ascending): exact matches first, then by calibrated score, then raw."""
     return (raw < EXACT_MATCH, -calibrated, -raw)
 
-
-def evenly_spaced(n: int, size: int) -> np.ndarray:
-    """``size`` positions spread evenly over ``range(n)`` (all of them when n <= size): a deterministic sample."""
-    if n <= size:
-        return np.arange(n, dtype=np.int64)
-    return np.linspace(0, n - 1, size).round().astype(np.int64)

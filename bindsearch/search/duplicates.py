@@ -20,7 +20,7 @@ from ..library.schema import STATUS_OK, Item
 from ..modality import Modality
 
 if TYPE_CHECKING:
-    from ..library import Library
+    from ..library import LibraryStore as Library
 
 # Query rows per FAISS range search: bounds the memory of the results of one call.
 _ROWS_PER_SEARCH = 1024

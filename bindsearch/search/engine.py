@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UsageError
+from ..filters import Filters
 from ..modality import Modality
 from ..vectors import combine, is_usable, l2_normalize
 from ..windows import WINDOWED
 from .calibration import MIN_OWN_REFERENCE, SCORE_SLACK, ScoreScale, rank_key, score_scale, usable_scores
 from .dedup import keep_distinct
-from .filters import Filters
 from .moments import merge_overlapping
 from .terms import Like, QueryTerm
 
 if TYPE_CHECKING:
-    from ..library import Library
+    from ..library import LibraryStore as Library
     from ..library.vector_index import VectorIndex
     from ..spaces import Space
 

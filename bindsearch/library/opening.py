@@ -1,0 +1,210 @@
+"""Opening a library folder (migrating its schema, binding its space) and creating a new one."""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from ..errors import DiskFullError, LibraryError, LibraryLockedError, SpaceMismatchError
+from ..paths import default_library_path
+from ..spaces import Space, load_space
+from ..windows import WindowSettings
+from .database import read_only_engine, sql_reason, sqlite_engine
+from .disk_space import disk_full_message, disk_is_full
+from .lock import WriterLock
+from .migrations import migrate
+from .read_only import refuse, why_read_only
+from .records import DB_FILE, INDEX_DIR, LOCK_FILE
+from .schema import SCHEMA_VERSION, Base, Item, Meta, Vector
+from .soundness import CHECKED_KEY, check_stored_vectors
+from .writer import _bump_generation
+
+if TYPE_CHECKING:
+    from .store import LibraryStore
+
+L = TypeVar("L", bound="LibraryStore")
+
+log = logging.getLogger("bindsearch")
+
+
+def open_library(
+    cls: type[L],
+    path: str | os.PathLike[str] | None = None,
+    space: str | os.PathLike[str] | dict[str, Any] | Space | None = None,
+    *,
+    create: bool = False,
+) -> L:
+    """Open the library at ``path`` (default: ``BINDSEARCH_LIBRARY`` or the user data folder).
+
+    An existing library remembers its space: ``space`` may be omitted, and if
+    given must be the same space, else SpaceMismatchError. With
+    ``create=True`` a missing library is created with ``space`` (default:
+    ``BINDSEARCH_SPACE`` or the built-in default space). A library this
+    process cannot write is opened read-only (``read_only`` says why): it
+    can be searched, and every change raises ReadOnlyLibraryError.
+    """
+    folder = Path(path).expanduser() if path is not None else default_library_path()
+    folder = folder.absolute()
+    db_path = folder / DB_FILE
+    if not db_path.exists():
+        if not create:
+            raise LibraryError(f"no library at {folder} (index some files to create one)")
+        return create_library(cls, folder, load_space(space))
+    read_only = why_read_only(folder, db_path)
+    engine = read_only_engine(db_path) if read_only else sqlite_engine(db_path)
+    try:
+        with engine.begin() as conn:
+            meta = {row.key: row.value for row in conn.execute(select(Meta.key, Meta.value))}
+            found = int(meta.get("schema_version", "0"))
+            if found != SCHEMA_VERSION and read_only:
+                raise refuse(folder, read_only, f"upgrade it from schema {found} to {SCHEMA_VERSION}")
+            if found != SCHEMA_VERSION:
+                migrate(conn, found, str(folder))
+                conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+                meta["schema_version"] = str(SCHEMA_VERSION)
+    except (DatabaseError, OperationalError) as exc:
+        engine.dispose()
+        if disk_is_full(exc, folder):  # SQLite needs room for its journal even to read
+            raise DiskFullError(disk_full_message(folder, "nothing was changed")) from None
+        raise LibraryError(f"{db_path} is not a readable bindsearch library ({sql_reason(exc)})") from None
+    except LibraryError:
+        engine.dispose()
+        raise
+    if "space_spec" not in meta:
+        engine.dispose()
+        raise LibraryError(f"{db_path} is not a bindsearch library (it records no space)")
+    library = cls(folder, engine, meta, None, read_only)
+    if read_only:
+        log.warning("library %s is read-only (%s): it can be searched, not changed; "
+                    "indexes rebuilt from it are kept in memory only", folder, read_only)
+    if space is not None:
+        requested = load_space(space)
+        # Another number of dimensions tells a different space without the fingerprint, whose
+        # checkpoint identity could mean a download.
+        other_dim = requested.dim != int(meta["dim"])
+        differs = other_dim or requested.fingerprint != meta["space_fingerprint"]
+        if differs and _holds_no_vectors(library):
+            if read_only:
+                engine.dispose()
+                raise refuse(folder, read_only, f"switch it to space {requested.name}")
+            # Nothing embedded yet (say a first run could not load its model): nothing to lose.
+            # Under the writer lock, so that a run of the first space is not overtaken.
+            try:
+                with WriterLock(str(folder / LOCK_FILE), str(folder)):
+                    if _holds_no_vectors(library):
+                        _rebind(library, requested)
+            except LibraryLockedError:
+                engine.dispose()
+                raise
+        elif differs:
+            engine.dispose()
+            identity = f"{requested.dim} dims" if other_dim else f"fingerprint {requested.fingerprint}"
+            raise SpaceMismatchError(
+                f"library {folder} holds vectors of space {meta['space_name']} "
+                f"(fingerprint {meta['space_fingerprint']}), not of {requested.name} "
+                f"({identity}); leave out the space to use the library's own, "
+                "or choose another library"
+            )
+        library._space = requested
+    if meta.get(CHECKED_KEY) != "1":
+        check_stored_vectors(library, _bump_generation)
+    return library
+
+
+def create_library(cls: type[L], folder: Path, space: Space) -> L:
+    """Make a new library at ``folder`` bound to ``space``: built aside, then renamed into place."""
+    if folder.exists() and not folder.is_dir():
+        raise LibraryError(f"cannot create a library at {folder}: it is a file")
+    if (folder / DB_FILE).exists():  # another process created it meanwhile: use it
+        return open_library(cls, folder, space)
+    if folder.is_dir() and any(folder.iterdir()):
+        raise LibraryError(f"cannot create a library at {folder}: the folder exists and is not a library")
+    spec, fingerprint, dim = space.spec, space.fingerprint, space.dim
+    # Built in a temporary folder beside the target and renamed into place: a process
+    # killed halfway leaves no half-made library, only a hidden folder that is cleared next time.
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_staging(folder)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.creating-{os.getpid()}-", dir=folder.parent))
+        (staging / INDEX_DIR).mkdir()
+    except OSError as exc:
+        raise LibraryError(f"cannot create a library at {folder}: {exc.strerror or exc}") from None
+    engine = sqlite_engine(staging / DB_FILE)
+    meta = {
+        "schema_version": str(SCHEMA_VERSION),
+        "space_spec": json.dumps(spec, sort_keys=True),
+        "space_name": space.name,
+        "space_fingerprint": fingerprint,
+        "dim": str(dim),
+        "created_at": repr(time.time()),
+        "windows": json.dumps(WindowSettings().to_dict(), sort_keys=True),
+        CHECKED_KEY: "1",  # every vector it will hold is checked before it is stored
+    }
+    try:
+        Base.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(Meta.__table__.insert(), [{"key": k, "value": v} for k, v in meta.items()])
+        engine.dispose()
+        os.replace(staging, folder)  # an empty target folder is replaced too
+    except (OSError, DatabaseError, OperationalError) as exc:
+        engine.dispose()
+        shutil.rmtree(staging, ignore_errors=True)
+        if (folder / DB_FILE).exists():  # another process created it first: use theirs
+            return open_library(cls, folder, space)
+        if disk_is_full(exc, folder.parent):
+            raise DiskFullError(disk_full_message(folder, "no library was made")) from None
+        reason = getattr(exc, "strerror", None) or sql_reason(exc)
+        raise LibraryError(f"cannot create a library at {folder}: {reason}") from None
+    return cls(folder, sqlite_engine(folder / DB_FILE), meta, space)
+
+
+def _holds_no_vectors(library: LibraryStore) -> bool:
+    with library._engine.connect() as conn:
+        return conn.execute(select(Vector.item_id).limit(1)).first() is None
+
+
+def _rebind(library: LibraryStore, space: Space) -> None:
+    values = {
+        "space_spec": json.dumps(space.spec, sort_keys=True),
+        "space_name": space.name,
+        "space_fingerprint": space.fingerprint,
+        "dim": str(space.dim),
+    }
+    with library._engine.begin() as conn:
+        conn.execute(delete(Item))
+        for key, value in values.items():
+            conn.execute(update(Meta).where(Meta.key == key).values(value=value))
+    for old in glob.glob(str(library.path / INDEX_DIR / "*.faiss")):
+        os.unlink(old)
+    library._meta.update(values)
+    library._space = space
+    log.info("library %s held no vectors yet: it now uses space %s", library.path, space.name)
+
+
+def _remove_abandoned_staging(folder: Path) -> None:
+    """Delete the staging folders of library creations whose process is gone (killed halfway)."""
+    for staging in folder.parent.glob(f".{folder.name}.creating-*"):
+        pid = staging.name[len(f".{folder.name}.creating-") :].split("-", 1)[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue  # another process is creating it right now
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,69 @@
+"""What a library hands out about its items: plain records, and the names of its files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ..modality import Modality
+
+DB_FILE = "library.sqlite"
+INDEX_DIR = "index"
+LOCK_FILE = "write.lock"
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file that could not be indexed, and why (one line)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LibraryInfo:
+    """What ``bindsearch info`` shows about a library."""
+
+    path: str
+    space: str
+    fingerprint: str
+    dim: int
+    schema_version: int
+    created_at: float
+    counts: dict[str, int]
+    failed: list[FileError] = field(default_factory=list)
+    size_bytes: int = 0
+    # Time windows of long audio and video: how they are cut, and how many each modality has.
+    window_settings: dict[str, float] = field(default_factory=dict)
+    windows: dict[str, int] = field(default_factory=dict)
+    # How many items carry each tag.
+    tags: dict[str, int] = field(default_factory=dict)
+    # Why this process cannot change the library (it can still search it), or None.
+    read_only: str | None = None
+
+
+class StoredItem(NamedTuple):
+    """An item row as the indexer needs it to decide what changed.
+
+    A named tuple, not a dataclass: a re-index reads one per item of the library.
+    """
+
+    id: int
+    path: str
+    modality: Modality
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    status: str
+    window_count: int | None
+    duration: float | None
+    error: str | None = None  # why a failed item failed
+
+
+class StoredWindow(NamedTuple):
+    """A time window of an item: its id, the item's id, and where it lies in the file (seconds)."""
+
+    id: int
+    item_id: int
+    start: float
+    end: float

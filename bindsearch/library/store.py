@@ -1,0 +1,314 @@
+"""A library: one folder with the SQLite metadata and one FAISS index per modality, bound to a space.
+
+``LibraryStore`` ties the parts together: the item store (``item_store``: items, windows and tags in
+SQLite, the source of truth), the index manager (``index_manager``: which FAISS index answers for each
+modality), and the writer (``writer``: batches committed atomically under the writer lock). The
+operations that take a library (indexing, searching, labelling) live above it, in ``bindsearch.api``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from ..errors import BindsearchError, DiskFullError, SpaceMismatchError
+from ..modality import Modality
+from ..spaces import Space
+from ..spaces.registry import space_from_spec
+from ..windows import WINDOWED, WindowSettings
+from .database import sql_reason
+from .disk_space import disk_full_message, disk_is_full
+from .index_manager import IndexManager
+from .integrity import damaged, refuse_if_damaged
+from .item_store import ItemStore
+from .lock import WriterLock
+from .opening import open_library
+from .read_only import refuse
+from .records import INDEX_DIR, LOCK_FILE, LibraryInfo
+from .schema import Item, Meta, Window
+from .vector_index import VectorIndex
+from .writer import LibraryWriter, _bump_generation, _index_name
+
+if TYPE_CHECKING:
+    from .remove import RemovedItem
+    from .tags import TaggedItem
+
+log = logging.getLogger("bindsearch")
+
+S = TypeVar("S", bound="LibraryStore")
+
+
+class LibraryStore(ItemStore):
+    """A searchable collection of embedded media; open it with ``open``.
+
+    SQLite (``library.sqlite``) is the source of truth: one row per item and
+    its vector. Each modality's FAISS index (``index/<modality>-g<N>.faiss``)
+    is a cache of those vectors named after the generation it reflects; one
+    that is missing, stale or corrupt is rebuilt from SQLite on first use.
+    The time windows of long audio and video have indexes of their own
+    (``index/<modality>.windows-g<N>.faiss``), kept the same way.
+    """
+
+    def __init__(self, path: Path, engine: Engine, meta: dict[str, str], space: Space | None,
+                 read_only: str | None = None) -> None:
+        self.path = path
+        self._engine = engine
+        self._meta = meta
+        self._space = space
+        # Why this process cannot write the library, or None: searches work, changes are refused.
+        self.read_only = read_only
+        self.indexes = IndexManager(self)
+
+    @classmethod
+    def open(
+        cls: type[S],
+        path: str | os.PathLike[str] | None = None,
+        space: str | os.PathLike[str] | dict[str, Any] | Space | None = None,
+        *,
+        create: bool = False,
+    ) -> S:
+        """Open the library at ``path`` (default: ``BINDSEARCH_LIBRARY`` or the user data folder).
+
+        An existing library remembers its space: ``space`` may be omitted, and if
+        given must be the same space, else SpaceMismatchError. With
+        ``create=True`` a missing library is created with ``space`` (default:
+        ``BINDSEARCH_SPACE`` or the built-in default space). A library this
+        process cannot write is opened read-only (``read_only`` says why): it
+        can be searched, and every change raises ReadOnlyLibraryError.
+        """
+        return open_library(cls, path, space, create=create)
+
+    def close(self) -> None:
+        """Release the database connections. The library must not be used afterwards."""
+        self.indexes.loaded.clear()
+        self._engine.dispose()
+
+    def __enter__(self) -> LibraryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def space(self) -> Space:
+        """The space the library was built with (weights still load lazily)."""
+        if self._space is None:
+            # stored=True: the spec was checked when the library was made; a lazily built
+            # space imports no model code (torch) until something is embedded.
+            self._space = space_from_spec(
+                json.loads(self._meta["space_spec"]), origin=f"library {self.path}", stored=True
+            )
+        return self._space
+
+    @property
+    def space_name(self) -> str:
+        return self._meta["space_name"]
+
+    @property
+    def fingerprint(self) -> str:
+        return self._meta["space_fingerprint"]
+
+    @property
+    def dim(self) -> int:
+        return int(self._meta["dim"])
+
+    @property
+    def window_settings(self) -> WindowSettings:
+        """How long audio and video are cut into time windows in this library."""
+        stored = self._meta.get("windows")
+        return WindowSettings.from_dict(json.loads(stored)) if stored else WindowSettings()
+
+    # -- the indexes ----------------------------------------------------------------
+
+    def vector_index(self, modality: Modality, windows: bool = False) -> VectorIndex:
+        """The FAISS index of ``modality`` (of its windows with ``windows``), loaded once; see ``IndexManager``."""
+        return self.indexes.get(modality, windows)
+
+    def refresh(self) -> None:
+        """Forget the loaded indexes another process has changed since: every search starts with this."""
+        self.indexes.refresh()
+
+    def reference_sample(self, modality: Modality, size: int = 512) -> np.ndarray:
+        """Vectors of ``modality`` that calibration measures a query against (items' and windows')."""
+        return self.indexes.reference_sample(modality, size)
+
+    def candidate_vectors(self, keys: Sequence[tuple[int, int | None]]) -> np.ndarray:
+        """The vectors of search candidates, (item id, window id or None) each."""
+        return self.indexes.candidate_vectors(keys)
+
+    def modalities_with_vectors(self) -> list[Modality]:
+        """The modalities whose index holds vectors, in the usual order."""
+        return self.indexes.modalities_with_vectors()
+
+    # -- changes --------------------------------------------------------------------
+
+    def set_window_settings(self, settings: WindowSettings) -> bool:
+        """Cut long audio and video with ``settings`` from now on; True if they changed.
+
+        Call with the writer lock held (inside ``writer()``). Audio and video
+        items are marked for reading again; their old windows stay searchable
+        until each is cut anew. Settings that turn windows off delete them all.
+        """
+        if settings == self.window_settings:
+            return False
+        value = json.dumps(settings.to_dict(), sort_keys=True)
+        windowed = Item.modality.in_([m.value for m in WINDOWED])
+        with self._engine.begin() as conn:
+            if conn.execute(select(Meta.value).where(Meta.key == "windows")).first() is None:
+                conn.execute(Meta.__table__.insert().values(key="windows", value=value))
+            else:
+                conn.execute(update(Meta).where(Meta.key == "windows").values(value=value))
+            if settings.enabled:
+                conn.execute(update(Item).where(windowed).values(window_count=None))
+            else:
+                conn.execute(delete(Window))
+                conn.execute(update(Item).where(windowed).values(window_count=0))
+                for modality in WINDOWED:
+                    _bump_generation(conn, modality, windows=True)
+        self._meta["windows"] = value
+        if not settings.enabled:
+            for modality in WINDOWED:
+                self.indexes.forget((modality, True))
+                for old in glob.glob(str(self.path / INDEX_DIR / f"{_index_name(modality, True)}-g*.faiss")):
+                    try:
+                        os.unlink(old)
+                    except OSError:
+                        pass
+        return True
+
+    def tag(self, paths: Sequence[str | os.PathLike[str]], add: Sequence[str] = (),
+            remove: Sequence[str] = ()) -> list[TaggedItem]:
+        """Add and remove tags on the items of these files (a folder: every item under it); their tags after.
+
+        UsageError names a path the library holds nothing of.
+        """
+        from .tags import TaggedItem, change_tags, check_tags, items_at, tags_of
+
+        add, remove = check_tags(add), check_tags(remove)
+        if add or remove:
+            self._refuse_if_read_only("change tags")
+        try:
+            with self._engine.begin() as conn:
+                found = items_at(conn, [os.fspath(p) for p in paths])
+                ids = [i for i, _, _ in found]
+                change_tags(conn, ids, add, remove)
+                tags = tags_of(conn, ids)
+        except (OperationalError, DatabaseError) as exc:
+            if disk_is_full(exc, self.path):
+                raise DiskFullError(disk_full_message(self.path, "no tag was changed")) from None
+            raise
+        return [TaggedItem(path, modality, list(tags.get(i, ()))) for i, path, modality in found]
+
+    def remove(self, paths: Sequence[str | os.PathLike[str]]) -> list[RemovedItem]:
+        """Take the items of these files (a folder: every item under it) out of the library; the files stay.
+
+        One transaction under the writer lock; UsageError names a path the library holds nothing of
+        (and nothing is removed). A later ``index`` of a folder above them adds them again.
+        """
+        from .remove import remove_items
+
+        with self.writer(kept="nothing was removed") as writer, self._engine.connect() as conn:
+            return remove_items(conn, writer, paths)
+
+    def info(self, max_failed: int | None = None) -> LibraryInfo:
+        """Counts per modality, failed files and size on disk; LibraryError for a damaged database
+        (SQLite's quick check runs first: a second for 100 000 items, where a query takes milliseconds)."""
+        self.check_damage()
+        try:
+            return self._info(max_failed)
+        except DatabaseError as exc:
+            raise damaged(str(self.path), sql_reason(exc)) from None
+
+    def _info(self, max_failed: int | None) -> LibraryInfo:
+        from .tags import tag_counts
+
+        counts, failed, windows = self.failed_and_counts(max_failed)
+        with self._engine.connect() as conn:
+            tags = tag_counts(conn)
+        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        return LibraryInfo(
+            path=str(self.path),
+            space=self.space_name,
+            fingerprint=self.fingerprint,
+            dim=self.dim,
+            schema_version=int(self._meta["schema_version"]),
+            created_at=float(self._meta["created_at"]),
+            counts=counts,
+            failed=failed,
+            size_bytes=size,
+            window_settings=self.window_settings.to_dict(),
+            windows=windows,
+            tags=tags,
+            read_only=self.read_only,
+        )
+
+    def _refuse_if_read_only(self, action: str) -> None:
+        if self.read_only:
+            raise refuse(self.path, self.read_only, action)
+
+    def check_damage(self) -> None:
+        """LibraryError if SQLite's quick check finds the database damaged (it reads every page)."""
+        raw = self._engine.raw_connection()
+        try:
+            refuse_if_damaged(raw, str(self.path))
+        finally:
+            raw.close()
+
+    @contextmanager
+    def writer(self, kept: str = "every change committed before is kept, the one being written is not"
+               ) -> Iterator[LibraryWriter]:
+        """Exclusive write access: a LibraryWriter whose batches commit atomically.
+
+        A full disk ends the block with DiskFullError, whose one line says what is ``kept``.
+
+        FAISS indexes are saved when the block ends, however it ends; a process
+        killed before that leaves them stale, and they are rebuilt on next use.
+        Refused (ReadOnlyLibraryError) for a library this process cannot write, and
+        (LibraryError) for one whose database SQLite's quick check finds damaged.
+        """
+        self._refuse_if_read_only("index, remove or change its items")
+        lock = WriterLock(str(self.path / LOCK_FILE), str(self.path))
+        lock.acquire()
+        try:
+            self.check_damage()
+            self.refresh()  # what was loaded before the lock may be older than what other writers committed
+            with self._engine.connect() as conn:
+                held = conn.execute(select(Meta.value).where(Meta.key == "space_fingerprint")).scalar()
+        except BaseException:
+            lock.release()
+            raise
+        if held != self._meta["space_fingerprint"]:
+            lock.release()
+            raise SpaceMismatchError(
+                f"library {self.path} was switched to another space by another process since it was opened; "
+                "run the command again"
+            )
+        for stale in glob.glob(str(self.path / INDEX_DIR / ".tmp-*")):  # left by a process killed while saving
+            try:
+                os.unlink(stale)
+            except OSError:
+                pass
+        writer = LibraryWriter(self)
+        try:
+            try:
+                yield writer
+            finally:
+                try:
+                    writer.save_indexes()
+                finally:
+                    lock.release()
+        except Exception as exc:
+            # A batch's transaction is all or nothing, and a FAISS file not written is rebuilt from SQLite.
+            if not isinstance(exc, BindsearchError) and disk_is_full(exc, self.path):
+                raise DiskFullError(disk_full_message(self.path, kept)) from None
+            raise
