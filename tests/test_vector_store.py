@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 
 from bindsearch.errors import VectorFileError
-from bindsearch.library.vector_compaction import next_generation_path
+from bindsearch.library.vector_files import next_generation_path
 from bindsearch.library.vector_store import HEADER_BYTES, VectorStore, row_crcs
 
 DIM = 16
@@ -71,6 +72,22 @@ def test_rows_read_back_exactly_in_the_order_asked(tmp_path: Path) -> None:
         assert np.array_equal(got, expected[asked])
         assert reader.read(np.array([], dtype=np.int64)).shape == (0, DIM)
         assert np.array_equal(reader.read(range(12)), expected)
+
+
+def test_any_slots_read_as_numpy_indexing_would(tmp_path: Path) -> None:
+    """Random sets: repeats, runs asked in order, runs asked backwards, single rows, all mixed."""
+    store = VectorStore(filled(tmp_path / "v.f32", 300), DIM)
+    reference = pattern(0, 300, DIM)
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        pieces = [rng.integers(0, 300, rng.integers(0, 6))]
+        for _ in range(rng.integers(0, 4)):
+            start = int(rng.integers(0, 290))
+            run = np.arange(start, start + int(rng.integers(1, 10)))
+            pieces.append(run[::-1] if rng.random() < 0.3 else run)
+        rng.shuffle(pieces)
+        asked = np.concatenate(pieces).astype(np.int64)
+        assert np.array_equal(store.read(asked), reference[asked]), asked.tolist()
 
 
 def test_row_crcs_are_zlib_crc32_of_each_rows_bytes() -> None:
@@ -197,7 +214,9 @@ from bindsearch.library.vector_store import VectorStore
 path, dim, batch, batches = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 with VectorStore(path, dim, writable=True) as store:
     for _ in range(batches):
-        slots, _ = store.append(pattern(store.rows, batch, dim))
+        rows = pattern(store.rows, batch, dim)
+        print("appending", flush=True)
+        slots, _ = store.append(rows)
         print(int(slots[-1]), flush=True)  # durable from here on
 """
 
@@ -208,33 +227,48 @@ def test_a_reader_sees_rows_another_process_appends_after_it_opened(tmp_path: Pa
     child = run_child(APPENDER, path, DIM, 5, 2)
     out, err = child.communicate(timeout=TIMEOUT)
     assert child.returncode == 0, err
-    assert out.split() == ["14", "19"]
+    assert out.split() == ["appending", "14", "appending", "19"]
     assert np.array_equal(reader.read([19, 12]), pattern(0, 20, DIM)[[19, 12]])  # before asking .rows
     assert reader.rows == 20
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
-@pytest.mark.parametrize("kill_after", [1, 4, 9])
-def test_a_writer_killed_mid_append_loses_nothing_it_reported(tmp_path: Path, kill_after: int) -> None:
-    path, dim = tmp_path / "v.f32", 256
-    child = run_child(APPENDER, path, dim, 3000, 10**6)  # 3 MB a batch: the kill lands mostly mid-write
-    reported = -1
+def killed_while_appending(path: Path, dim: int, reported_before: int, delay: float) -> int:
+    """Start an appender, SIGKILL it ``delay`` seconds into the append after ``reported_before`` were
+    reported: the last slot it reported as durable."""
+    child = run_child(APPENDER, path, dim, 3000, 10**6)  # 3 MB a batch: long enough to be cut in the middle
+    reported, started = -1, 0
     try:
-        for _ in range(kill_after):
-            line = child.stdout.readline()
+        while started <= reported_before:
+            line = child.stdout.readline().strip()
             assert line, child.stderr.read()
-            reported = int(line)
+            if line == "appending":
+                started += 1
+            else:
+                reported = int(line)
+        time.sleep(delay)
     finally:
         child.send_signal(signal.SIGKILL)
         child.communicate(timeout=TIMEOUT)
     assert child.returncode == -signal.SIGKILL
-    with VectorStore(path, dim, writable=True) as store:
-        whole = store.rows
-        assert whole >= reported + 1 and os.path.getsize(path) == HEADER_BYTES + whole * dim * 4
-        assert np.array_equal(store.read(range(reported + 1)), pattern(0, reported + 1, dim))
-        slots, _ = store.append(pattern(whole, 2, dim))
-        assert slots.tolist() == [whole, whole + 1]
-        assert np.array_equal(store.read(slots), pattern(whole, 2, dim))
+    return reported
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_a_writer_killed_mid_append_loses_nothing_it_reported(tmp_path: Path) -> None:
+    dim, cut_inside = 256, 0
+    for number, (kill_after, delay) in enumerate([(0, 0.0), (1, 0.001), (3, 0.0), (5, 0.003), (8, 0.0)]):
+        path = tmp_path / f"v{number}.f32"
+        reported = killed_while_appending(path, dim, kill_after, delay)
+        size = os.path.getsize(path)
+        cut_inside += size > HEADER_BYTES + (reported + 1) * dim * 4  # rows (or part of one) never reported
+        with VectorStore(path, dim, writable=True) as store:
+            whole = store.rows
+            assert whole >= reported + 1 and os.path.getsize(path) == HEADER_BYTES + whole * dim * 4
+            assert np.array_equal(store.read(range(reported + 1)), pattern(0, reported + 1, dim))
+            slots, _ = store.append(pattern(whole, 2, dim))
+            assert slots.tolist() == [whole, whole + 1]
+            assert np.array_equal(store.read(slots), pattern(whole, 2, dim))
+    assert cut_inside > 0, "no kill landed inside an append"
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs file size limits")

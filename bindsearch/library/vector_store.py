@@ -1,6 +1,6 @@
 """One append-only file of full-precision vectors, read a few rows at a time.
 
-Layout: a 64-byte header (magic, format version, dimension, dtype code) then rows of ``dim``
+Layout: a 4096-byte header (magic, format version, dimension, dtype code) then rows of ``dim``
 little-endian float32; row ``s`` (its slot) starts at byte ``HEADER_BYTES + s * dim * 4``. SQLite
 keeps each item's slot and its row's CRC-32; this file keeps nothing else.
 
@@ -19,7 +19,6 @@ gives a clear error. The page cache is shared all the same.
 from __future__ import annotations
 
 import os
-import struct
 import zlib
 from collections.abc import Iterator
 
@@ -27,24 +26,15 @@ import numpy as np
 
 from ..errors import VectorFileError
 from ..regular_files import file_kind
+from .vector_files import FLOAT32_LE, FORMAT_VERSION, HEADER, HEADER_BYTES, MAGIC, ROW_DTYPE, compact, write_vector_file
 
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks, writers are not serialised
     fcntl = None  # type: ignore[assignment]
 
-MAGIC = b"bsvector"
-FORMAT_VERSION = 1
-HEADER_BYTES = 64  # a multiple of 16, so that rows stay aligned for vector loads
-_HEADER = struct.Struct("<8sIII")  # magic, format version, dim, dtype code; zeros up to HEADER_BYTES
-_FLOAT32_LE = 1
-ROW_DTYPE = np.dtype("<f4")
 CHUNK_BYTES = 1 << 24  # rows read per step by chunks() when no size is given: memory stays bounded
 _sync = getattr(os, "fdatasync", os.fsync)  # the file's data and size, without its times
-
-
-def header_bytes(dim: int) -> bytes:
-    return _HEADER.pack(MAGIC, FORMAT_VERSION, dim, _FLOAT32_LE).ljust(HEADER_BYTES, b"\0")
 
 
 def row_crcs(rows: np.ndarray) -> np.ndarray:
@@ -54,20 +44,6 @@ def row_crcs(rows: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected an (n, dim) little-endian float32 matrix, got {rows.dtype} {rows.shape}")
     rows = np.ascontiguousarray(rows)
     return np.fromiter((zlib.crc32(row) for row in rows), dtype=np.uint32, count=rows.shape[0])
-
-
-def sync_folder(folder: str) -> None:
-    """Make a new or renamed entry of ``folder`` durable (where folders can be opened: not on Windows)."""
-    try:
-        fd = os.open(folder or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class VectorStore:
@@ -103,22 +79,10 @@ class VectorStore:
     # -- opening -------------------------------------------------------------------------------
 
     def _create(self) -> None:
-        """Write the header to a file aside and rename it into place: a file at ``path`` always has one."""
-        folder = os.path.dirname(self.path)
-        tmp = f"{self.path}.new-{os.getpid()}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(fd, header_bytes(self.dim))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+            write_vector_file(self.path, self.dim)
         except OSError as exc:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
             raise VectorFileError(f"vector file {self.path} cannot be created: {exc.strerror or exc}") from None
-        sync_folder(folder)
 
     def _open(self) -> int:
         # O_NONBLOCK: a FIFO in the file's place is opened at once (and refused), never waited on.
@@ -140,13 +104,13 @@ class VectorStore:
         head = os.pread(self._fd, HEADER_BYTES, 0)
         if len(head) < HEADER_BYTES:
             raise VectorFileError(f"vector file {self.path} is cut short: its header is incomplete")
-        magic, version, dim, dtype = _HEADER.unpack_from(head)
+        magic, version, dim, dtype = HEADER.unpack_from(head)
         if magic != MAGIC:
             raise VectorFileError(f"{self.path} is not a bindsearch vector file (its first bytes are wrong)")
         if version != FORMAT_VERSION:
             raise VectorFileError(f"vector file {self.path} is of format {version}; "
                                   f"this bindsearch reads format {FORMAT_VERSION}")
-        if dtype != _FLOAT32_LE:
+        if dtype != FLOAT32_LE:
             raise VectorFileError(f"vector file {self.path} holds values of unknown type {dtype}")
         if dim != self.dim:
             raise VectorFileError(f"vector file {self.path} holds {dim}-dimensional vectors, not {self.dim}")
@@ -256,19 +220,33 @@ class VectorStore:
         return slots
 
     def _gather(self, slots: np.ndarray) -> np.ndarray:
-        """Rows at checked ``slots``: one positioned read per run of consecutive slots, taken in file order."""
+        """Rows at checked ``slots``: one positioned read per run of consecutive slots, taken in file order.
+
+        A run whose rows go to consecutive places of the result (a single row, or a run of slots asked
+        in order) is read straight into its place; only the others pass through a buffer of their own.
+        """
         order = np.argsort(slots, kind="stable")
         ordered = slots[order]
         found = np.empty((slots.size, self.dim), ROW_DTYPE)
-        buffer = memoryview(found.reshape(-1).view(np.uint8))
         starts = np.flatnonzero(np.diff(ordered, prepend=-2) != 1)  # where a run of consecutive slots begins
         ends = np.append(starts[1:], slots.size)
-        for begin, end, slot in zip(starts.tolist(), ends.tolist(), ordered[starts].tolist()):
-            self._read_exactly(buffer[begin * self.row_bytes : end * self.row_bytes],
-                               HEADER_BYTES + slot * self.row_bytes)
-        if slots.size and not np.array_equal(order, np.arange(slots.size)):
-            found[order] = found.copy()
+        jumps = np.concatenate([[0], np.cumsum(np.diff(order) != 1)])  # places not following the one before
+        direct = jumps[ends - 1] == jumps[starts]
+        buffer = memoryview(found.reshape(-1).view(np.uint8))
+        runs = zip(starts.tolist(), ends.tolist(), (HEADER_BYTES + ordered[starts] * self.row_bytes).tolist(),
+                   direct.tolist(), order[starts].tolist())
+        for begin, end, offset, straight, place in runs:
+            if straight:
+                self._read_into(buffer[place * self.row_bytes : (place + end - begin) * self.row_bytes], offset)
+            else:
+                rows = np.empty((end - begin, self.dim), ROW_DTYPE)
+                self._read_into(memoryview(rows.reshape(-1).view(np.uint8)), offset)
+                found[order[begin:end]] = rows
         return found.astype(np.float32, copy=False)
+
+    def _read_into(self, target: memoryview, offset: int) -> None:
+        if os.preadv(self._fd, [target], offset) != len(target):  # (rare: a read cut short by a signal)
+            self._read_exactly(target, offset)
 
     def _read_exactly(self, target: memoryview, offset: int) -> None:
         done = 0
@@ -283,10 +261,8 @@ class VectorStore:
     def compact(self, live_slots: np.ndarray) -> tuple[str, np.ndarray]:
         """Copy the rows at ``live_slots`` into a new file of the next generation: (its path, their new slots).
 
-        See ``vector_compaction.compact``; this file is left as it is.
+        See ``vector_files.compact``; this file is left as it is.
         """
-        from .vector_compaction import compact
-
         return compact(self, live_slots)
 
     def close(self) -> None:
