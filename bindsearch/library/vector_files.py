@@ -1,11 +1,11 @@
-"""Whole vector files, written aside and renamed into place: a new empty one, a compacted copy.
+"""The vector file's format (its header, its rows' CRC-32s) and whole vector files written aside.
 
-A file at a vector file's name is therefore always complete: a header at least, and for a
-compacted copy every row. A compacted copy has a name of its own (the next generation:
-``image.f32`` -> ``image-g2.f32`` -> ``image-g3.f32``) and is durable before ``compact``
-returns, so that the caller can point SQLite's slots and file name at it in one transaction and
-only then delete the old file: a crash at any point leaves the old file in use (the new one
-unreferenced) or the new one.
+A new file, empty or a compacted copy, is written under a temporary name and renamed into place,
+so that a file at a vector file's name is always complete. A compacted copy has a name of its own
+(the next generation: ``image.f32`` -> ``image-g2.f32`` -> ``image-g3.f32``) and is durable
+before ``compact`` returns, so that the caller can point SQLite's slots and file name at it in
+one transaction and only then delete the old file: a crash at any point leaves the old file in
+use (the new one unreferenced) or the new one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import struct
+import zlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,32 @@ _GENERATION = re.compile(r"(?P<base>.+)-g(?P<number>\d+)")
 
 def header_bytes(dim: int) -> bytes:
     return HEADER.pack(MAGIC, FORMAT_VERSION, dim, FLOAT32_LE).ljust(HEADER_BYTES, b"\0")
+
+
+def header_problem(head: bytes, dim: int) -> str | None:
+    """What makes ``head`` (a file's first HEADER_BYTES) not the header of a vector file of ``dim``, in words
+    that follow the file's name; None when it is one."""
+    if len(head) < HEADER_BYTES:
+        return "is cut short: its header is incomplete"
+    magic, version, stored_dim, dtype = HEADER.unpack_from(head)
+    if magic != MAGIC:
+        return "is not a bindsearch vector file (its first bytes are wrong)"
+    if version != FORMAT_VERSION:
+        return f"is of format {version}; this bindsearch reads format {FORMAT_VERSION}"
+    if dtype != FLOAT32_LE:
+        return f"holds values of unknown type {dtype}"
+    if stored_dim != dim:
+        return f"holds {stored_dim}-dimensional vectors, not {dim}"
+    return None
+
+
+def row_crcs(rows: np.ndarray) -> np.ndarray:
+    """The CRC-32 of each row's bytes as stored (little-endian float32), shape (n,) uint32."""
+    rows = np.asarray(rows)
+    if rows.ndim != 2 or rows.dtype != ROW_DTYPE:
+        raise ValueError(f"expected an (n, dim) little-endian float32 matrix, got {rows.dtype} {rows.shape}")
+    rows = np.ascontiguousarray(rows)
+    return np.fromiter((zlib.crc32(row) for row in rows), dtype=np.uint32, count=rows.shape[0])
 
 
 def sync_folder(folder: str) -> None:

@@ -19,14 +19,13 @@ gives a clear error. The page cache is shared all the same.
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Iterator
 
 import numpy as np
 
 from ..errors import VectorFileError
 from ..regular_files import file_kind
-from .vector_files import FLOAT32_LE, FORMAT_VERSION, HEADER, HEADER_BYTES, MAGIC, ROW_DTYPE, compact, write_vector_file
+from .vector_files import HEADER_BYTES, ROW_DTYPE, compact, header_problem, row_crcs, write_vector_file
 
 try:
     import fcntl
@@ -35,15 +34,6 @@ except ImportError:  # Windows: no advisory locks, writers are not serialised
 
 CHUNK_BYTES = 1 << 24  # rows read per step by chunks() when no size is given: memory stays bounded
 _sync = getattr(os, "fdatasync", os.fsync)  # the file's data and size, without its times
-
-
-def row_crcs(rows: np.ndarray) -> np.ndarray:
-    """The CRC-32 of each row's bytes as stored (little-endian float32), shape (n,) uint32."""
-    rows = np.asarray(rows)
-    if rows.ndim != 2 or rows.dtype != ROW_DTYPE:
-        raise ValueError(f"expected an (n, dim) little-endian float32 matrix, got {rows.dtype} {rows.shape}")
-    rows = np.ascontiguousarray(rows)
-    return np.fromiter((zlib.crc32(row) for row in rows), dtype=np.uint32, count=rows.shape[0])
 
 
 class VectorStore:
@@ -101,19 +91,9 @@ class VectorStore:
         return fd
 
     def _check_header(self) -> None:
-        head = os.pread(self._fd, HEADER_BYTES, 0)
-        if len(head) < HEADER_BYTES:
-            raise VectorFileError(f"vector file {self.path} is cut short: its header is incomplete")
-        magic, version, dim, dtype = HEADER.unpack_from(head)
-        if magic != MAGIC:
-            raise VectorFileError(f"{self.path} is not a bindsearch vector file (its first bytes are wrong)")
-        if version != FORMAT_VERSION:
-            raise VectorFileError(f"vector file {self.path} is of format {version}; "
-                                  f"this bindsearch reads format {FORMAT_VERSION}")
-        if dtype != FLOAT32_LE:
-            raise VectorFileError(f"vector file {self.path} holds values of unknown type {dtype}")
-        if dim != self.dim:
-            raise VectorFileError(f"vector file {self.path} holds {dim}-dimensional vectors, not {self.dim}")
+        problem = header_problem(os.pread(self._fd, HEADER_BYTES, 0), self.dim)
+        if problem is not None:
+            raise VectorFileError(f"vector file {self.path} {problem}")
 
     def _lock(self) -> None:
         if fcntl is None:
@@ -184,7 +164,10 @@ class VectorStore:
         size = max(1, CHUNK_BYTES // self.row_bytes) if size is None else int(size)
         if size <= 0:
             raise ValueError(f"chunk size must be positive, not {size}")
-        slots = np.arange(self.rows, dtype=np.int64) if slots is None else self._checked(slots)
+        if slots is None:  # (no array of every slot: a file of 10^8 rows would need 800 MB for it)
+            total = self.rows
+            return (self._gather(np.arange(begin, min(begin + size, total))) for begin in range(0, total, size))
+        slots = self._checked(slots)
         return (self._gather(slots[begin : begin + size]) for begin in range(0, slots.size, size))
 
     def verify(self, slots: np.ndarray, crcs: np.ndarray) -> np.ndarray:
@@ -245,12 +228,8 @@ class VectorStore:
         return found.astype(np.float32, copy=False)
 
     def _read_into(self, target: memoryview, offset: int) -> None:
-        if os.preadv(self._fd, [target], offset) != len(target):  # (rare: a read cut short by a signal)
-            self._read_exactly(target, offset)
-
-    def _read_exactly(self, target: memoryview, offset: int) -> None:
-        done = 0
-        while done < len(target):
+        done = os.preadv(self._fd, [target], offset)
+        while done < len(target):  # (rare: a read cut short by a signal, or a file cut short since)
             got = os.preadv(self._fd, [target[done:]], offset + done)
             if got == 0:  # the file was cut shorter since its size was read: damaged, or replaced in place
                 raise VectorFileError(f"vector file {self.path} ends before byte {offset + len(target)}")
