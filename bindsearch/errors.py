@@ -64,6 +64,11 @@ class NothingToEmbed(MediaError):
     """
 
 
+class VectorFileError(LibraryError, ValueError):
+    """A library's vector file that cannot be used (not one, another dimension, cut short, not a regular
+    file) or that is asked for rows it does not hold."""
+
+
 class DiskFullError(LibraryError):
     """The disk holding the library has no room left for what a command writes."""
 
