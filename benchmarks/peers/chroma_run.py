@@ -8,9 +8,10 @@
 ``build`` adds the vectors to one collection of a persistent client, in batches of the largest size
 the client takes, with Chroma's default HNSW graph (16 neighbours, ef_construction 100) over the
 inner product. Searches differ only in ``ef_search``, the size of the candidate list. It is stored
-with the collection and read when the process first loads its graph: changed later, it has no effect
-until the graph is loaded again. So the sweep reloads the graph for each setting, and ``configure``
-stores the chosen one before the query process starts (which checks it).
+with the collection and taken when a process loads the graph; changed in a process that has loaded it,
+it does not reliably take effect (neither does dropping the client). So each setting is stored by a
+``configure`` process and searched by a new ``query`` process, which checks it: the sweep runs that
+pair for each setting.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import chromadb
 import numpy as np
-from chromadb.api.client import SharedSystemClient
 from chromadb.config import Settings
-from measure import disk_bytes, memory_mib, pick_setting, query_run, rows, sweep_point
+from measure import memory_mib, pick_setting, query_run, rows
 
 COLLECTION = "vectors"
 TARGET_RECALL = 0.95
@@ -49,15 +51,11 @@ def build(vectors: str, store: str) -> list[dict]:
     hnsw = collection.configuration.get("hnsw") or {}
     graph = {key: hnsw.get(key) for key in ("space", "max_neighbors", "ef_construction")}
     return [{"measure": "import", "import_s": round(import_s, 2), "vectors_per_s": round(n / import_s, 1),
-             "batch": batch, "hnsw": graph, **memory_mib()},
-            {"measure": "disk", "bytes": disk_bytes(store), "bytes_per_item": round(disk_bytes(store) / n, 1)}]
+             "batch": batch, "hnsw": graph, **memory_mib()}]
 
 
-def configured(store: str, setting: dict):
-    """The collection, with ``setting`` stored and its graph loaded afresh, so that the setting holds."""
+def configure(store: str, setting: dict) -> None:
     client(store).get_collection(COLLECTION).modify(configuration={"hnsw": {"ef_search": int(setting["ef_search"])}})
-    SharedSystemClient.clear_system_cache()  # drops the loaded graph with the client
-    return checked(store, setting)
 
 
 def checked(store: str, setting: dict):
@@ -77,13 +75,23 @@ def searcher(collection):
     return search
 
 
-def sweep(store: str, queries: np.ndarray, truth: np.ndarray) -> list[dict]:
+def in_new_process(*arguments: str) -> dict:
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), *arguments], capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        raise RuntimeError(f"chroma_run.py {arguments[0]} failed: {lines[-1]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def sweep(store: str, queries: str, truth: str) -> list[dict]:
     """Larger candidate lists until recall reaches the target (larger still would only be slower)."""
     points = []
     for ef in EF_SEARCH:
-        setting = {"ef_search": ef}
-        collection = configured(store, setting)
-        point = {"measure": "sweep", "setting": setting, **sweep_point(searcher(collection), queries, truth)}
+        setting = json.dumps({"ef_search": ef})
+        in_new_process("configure", "--store", store, "--setting", setting)
+        found = in_new_process("query", "--store", store, "--queries", queries, "--truth", truth, "--setting", setting)
+        point = {"measure": "sweep", "setting": found["setting"],
+                 **{key: found[key] for key in ("recall_at_10", "p50_ms", "p95_ms")}}
         points.append(point)
         if point["recall_at_10"] >= TARGET_RECALL:
             break
@@ -107,10 +115,10 @@ def main() -> None:
     if args.mode == "build":
         out = build(args.vectors, args.store)
     elif args.mode == "configure":
-        configured(args.store, setting)
+        configure(args.store, setting)
         out = [{"measure": "configure", "setting": setting}]
     elif args.mode == "sweep":
-        out = sweep(args.store, np.load(args.queries), np.load(args.truth))
+        out = sweep(args.store, args.queries, args.truth)
     else:
         collection = checked(args.store, setting)
         out = [{"measure": "query", "variant": "hnsw", "setting": setting,

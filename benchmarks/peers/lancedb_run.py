@@ -24,7 +24,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 from lancedb.index import IvfPq
-from measure import disk_bytes, memory_mib, pick_setting, query_run, rows, sweep_point
+from measure import memory_mib, pick_setting, query_run, rows, sweep_point
 
 TABLE = "vectors"
 TARGET_RECALL = 0.95
@@ -52,8 +52,7 @@ def build(vectors: str, store: str) -> list[dict]:
     details = table.list_indices()[0]
     return [{"measure": "import", "ingest_s": round(ingest_s, 2), "index_s": round(index_s, 2),
              "vectors_per_s": round(n / (ingest_s + index_s), 1), "ingest_vectors_per_s": round(n / ingest_s, 1),
-             "index": str(getattr(details, "index_type", "")), **memory_mib()},
-            {"measure": "disk", "bytes": disk_bytes(store), "bytes_per_item": round(disk_bytes(store) / n, 1)}]
+             "index": str(getattr(details, "index_type", "")), **memory_mib()}]
 
 
 def searcher(table, variant: str, setting: dict):
