@@ -201,12 +201,14 @@ def test_the_script_measures_the_peers_in_their_own_environment(tmp_path):
     by = {(row["system"], row["measure"]): row for row in out}
     assert "skipped" not in by["peers", "peer_install"]
     assert by["lancedb_brute_force", "query"]["recall_at_10"] == 1.0
-    for system, store in (("lancedb_ivf_pq", "lancedb"), ("chroma_hnsw", "chroma")):
+    # The query process searches as the sweep did at the chosen setting, with the same queries: LanceDB finds
+    # the same hits; Chroma's graph differs a little from one process to the next (it replays the vectors it
+    # has not yet written into its graph file, on threads), and with it the recall.
+    for system, store, spread in (("lancedb_ivf_pq", "lancedb", 0.0), ("chroma_hnsw", "chroma", 0.05)):
         chosen, query = by[system, "chosen"], by[system, "query"]
-        # The query process searches as the sweep did at the chosen setting: the same queries, the same hits.
         [swept] = [r for r in out
                    if r["system"] == system and r["measure"] == "sweep" and r["setting"] == chosen["setting"]]
-        assert query["setting"] == chosen["setting"] and query["recall_at_10"] == swept["recall_at_10"]
+        assert query["setting"] == chosen["setting"] and abs(query["recall_at_10"] - swept["recall_at_10"]) <= spread
         assert chosen["reached"] == (swept["recall_at_10"] >= 0.95)
         assert query["first_query_s"] > 0 and query["peak_rss_mib"] > 0
         assert by[store, "import"]["vectors_per_s"] > 0 and by[store, "disk"]["bytes_per_item"] > 16 * 4
