@@ -40,6 +40,7 @@ from .vector_index import VectorIndex
 from .writer import LibraryWriter, _bump_generation, _generation_key, _index_name
 
 if TYPE_CHECKING:
+    from ..bulk_import import ImportReport
     from ..export import ExportReport
     from ..indexer import IndexReport
     from ..search import Filters, Hit, QueryTerm
@@ -406,6 +407,12 @@ class Library:
         from ..export import export_library
 
         return export_library(self, file, **options)
+
+    def import_vectors(self, file: str | os.PathLike[str], **options: Any) -> ImportReport:
+        """Add vectors computed elsewhere from a .npz or .parquet file; see ``bindsearch.bulk_import.import_file``."""
+        from ..bulk_import import import_file
+
+        return import_file(self, file, **options)
 
     def duplicates(self, threshold: float = 0.95,
                    modalities: Sequence[Modality | str] | None = None) -> list[DuplicateGroup]:
