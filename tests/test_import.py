@@ -324,3 +324,14 @@ def _items(library: Path) -> int:
             return db.execute("SELECT count(*) FROM items").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def test_without_pyarrow_a_parquet_import_says_what_to_install(tmp_path):
+    pq.write_table(pa.table({"path": ["/a.png"], "modality": ["image"], "vector": [[1.0] * 32]}),
+                   tmp_path / "v.parquet")
+    code = ("import sys; sys.modules['pyarrow'] = None\n"  # as if it were not installed
+            "from bindsearch.cli.app import main; sys.argv[1:] = sys.argv[2:]; main()")
+    done = subprocess.run([sys.executable, "-c", code, "-", "import", str(tmp_path / "v.parquet"),
+                           "--library", str(tmp_path / "lib")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "error: importing a .parquet file needs pyarrow: pip install 'bindsearch[parquet]'"
