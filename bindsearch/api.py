@@ -19,6 +19,7 @@ from .library import LibraryStore
 from .modality import Modality
 
 if TYPE_CHECKING:
+    from .bulk_import import ImportReport
     from .export import ExportReport
     from .filters import Filters
     from .indexer import IndexReport
@@ -67,6 +68,12 @@ class Library(LibraryStore):
         from .export import export_library
 
         return export_library(self, file, **options)
+
+    def import_vectors(self, file: str | os.PathLike[str], **options: Any) -> ImportReport:
+        """Add vectors computed elsewhere from a .npz or .parquet file; see ``bindsearch.bulk_import.import_file``."""
+        from .bulk_import import import_file
+
+        return import_file(self, file, **options)
 
     def duplicates(self, threshold: float = 0.95,
                    modalities: Sequence[Modality | str] | None = None) -> list[DuplicateGroup]:

@@ -1,4 +1,4 @@
-"""The ``bindsearch`` command: index, query, embed, info, tag, classify, remove, export, duplicates, watch."""
+"""The ``bindsearch`` command: index, query, embed, info, tag, classify, remove, export, import, duplicates, watch."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from . import classify as classify_cmd
 from . import duplicates as duplicates_cmd
 from . import embed as embed_cmd
 from . import export as export_cmd
+from . import import_vectors as import_cmd
 from . import index as index_cmd
 from . import info as info_cmd
 from . import query as query_cmd
@@ -63,6 +64,7 @@ app.command("tag", cls=Command)(tag_cmd.tag)
 app.command("classify", cls=Command)(classify_cmd.classify)
 app.command("remove", cls=Command)(remove_cmd.remove)
 app.command("export", cls=Command)(export_cmd.export)
+app.command("import", cls=Command)(import_cmd.import_vectors)
 app.command("duplicates", cls=Command)(duplicates_cmd.duplicates)
 app.command("watch", cls=Command)(watch_cmd.watch)
 

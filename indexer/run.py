@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from bindsearch.bulk_import.files_on_disk import imported_without_file
 from bindsearch.errors import BindsearchError, DiskFullError, SpaceError, UsageError
 from bindsearch.library import LibraryStore, LibraryWriter, StoredItem
 from bindsearch.library.disk_space import disk_full_message, disk_is_full
@@ -264,11 +265,12 @@ class _Run:
         # Items whose file is gone, unless it lies in a folder we could not read. An item the walk did
         # not list but whose file is still there (indexed as another modality with --modality, or of a
         # kind this walk skips) is no one's to delete: only a file that is gone takes its item along.
+        # An item imported without its file never had one here: it stays until removed.
         blocked = [d.rstrip(os.sep) + os.sep for d, _ in found.unreadable_dirs]
         gone = {
             key: item for key, item in stored.items()
             if key not in seen and not any(item.path.startswith(b) for b in blocked)
-            and not os.path.lexists(item.path)
+            and not os.path.lexists(item.path) and not imported_without_file(item.size, item.mtime_ns, item.status)
         }
         gone_by_hash = {(item.content_hash, item.modality): key for key, item in gone.items()
                         if item.content_hash and item.status == STATUS_OK}

@@ -188,6 +188,107 @@ class LibraryWriter:
         self._dirty.clear()
         self._saved_at = time.monotonic()
 
+    def put_many(self, modality: Modality, paths: Sequence[str], vectors: np.ndarray, sizes: Sequence[int],
+                 mtimes_ns: Sequence[int], *, content_hashes: Sequence[str | None] | None = None,
+                 tags: Sequence[Sequence[str]] | None = None, window_count: int | None = None) -> tuple[int, int]:
+        """Insert or replace many embedded items of one modality in one transaction of their own; (added, replaced).
+
+        For bulk imports, where ``put`` and ``commit`` would cost several SQLAlchemy statements per row:
+        here rows go through the SQLite cursor, each kind of change batched. Changes staged before are
+        committed first. ``vectors`` is (n, dim), one unit row per path, each finite and not zero; the
+        paths must be distinct (ValueError before anything is written). A replaced item keeps its id and
+        its tags, and loses its old vector and time windows; ``tags`` are added. Every item gets
+        ``window_count`` (None: not cut into windows) and no duration.
+        """
+        import os
+
+        lib = self.library
+        n = len(paths)
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        hashes = list(content_hashes) if content_hashes is not None else [None] * n
+        tag_lists = list(tags) if tags is not None else [()] * n
+        if vectors.shape != (n, lib.dim) or len(sizes) != n or len(mtimes_ns) != n or len(hashes) != n \
+                or len(tag_lists) != n:
+            raise ValueError(f"put_many: {n} paths, vectors {vectors.shape} (dim {lib.dim}), {len(sizes)} sizes, "
+                             f"{len(mtimes_ns)} mtimes, {len(hashes)} hashes, {len(tag_lists)} tag lists")
+        squares = np.einsum("ij,ij->i", vectors, vectors)  # NaN or inf in a row makes its sum so too
+        if n and not (np.isfinite(squares) & (squares > 1e-24)).all():
+            raise ValueError("put_many: a vector is not finite or is all zero")
+        keys = [os.fsencode(p) for p in paths]  # as schema.FsPath stores them
+        if len(set(keys)) != n:
+            raise ValueError("put_many: a path comes twice")
+        self.commit()
+        if n == 0:
+            return 0, 0
+        whole, windowed = (modality, False), (modality, True)
+        lib.vector_index(*whole)  # loaded while it still matches its saved file
+        if modality in WINDOWED:
+            lib.vector_index(*windowed)
+        now = time.time()
+        ids = np.zeros(n, dtype=np.int64)
+        removed: dict[tuple[Modality, bool], list[int]] = {}
+        with lib._engine.begin() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()  # in the transaction ``begin`` commits
+            old: dict[bytes, tuple[int, str]] = {}
+            for begin in range(0, n, 500):  # (well under SQLite's limit on bound values)
+                chunk = keys[begin : begin + 500]
+                marks = ",".join("?" * len(chunk))
+                cursor.execute(f"SELECT path, id, status FROM items WHERE modality = ? AND path IN ({marks})",
+                               (modality.value, *chunk))
+                old.update((path, (item_id, status)) for path, item_id, status in cursor.fetchall())
+            replaced = []
+            for j, key in enumerate(keys):
+                if key in old:
+                    ids[j] = old[key][0]
+                    replaced.append(j)
+                else:  # one statement per new row, for its id (executemany gives none)
+                    cursor.execute(
+                        "INSERT INTO items (path, modality, size, mtime_ns, content_hash, status, error, "
+                        "indexed_at, window_count, duration) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL)",
+                        (key, modality.value, int(sizes[j]), int(mtimes_ns[j]), hashes[j], STATUS_OK, now,
+                         window_count),
+                    )
+                    ids[j] = cursor.lastrowid
+            if replaced:
+                cursor.executemany(
+                    "UPDATE items SET size = ?, mtime_ns = ?, content_hash = ?, status = ?, error = NULL, "
+                    "indexed_at = ?, window_count = ?, duration = NULL WHERE id = ?",
+                    [(int(sizes[j]), int(mtimes_ns[j]), hashes[j], STATUS_OK, now, window_count, int(ids[j]))
+                     for j in replaced],
+                )
+                cursor.executemany("DELETE FROM vectors WHERE item_id = ?", [(int(ids[j]),) for j in replaced])
+                removed[whole] = [int(ids[j]) for j in replaced if old[keys[j]][1] == STATUS_OK]
+                if modality in WINDOWED:
+                    window_ids: list[int] = []
+                    for begin in range(0, len(replaced), 500):
+                        chunk = [int(ids[j]) for j in replaced[begin : begin + 500]]
+                        cursor.execute(f"SELECT id FROM windows WHERE item_id IN ({','.join('?' * len(chunk))})",
+                                       chunk)
+                        window_ids += [row[0] for row in cursor.fetchall()]
+                    cursor.executemany("DELETE FROM windows WHERE item_id = ?", [(int(ids[j]),) for j in replaced])
+                    removed[windowed] = window_ids
+            cursor.executemany("INSERT INTO vectors (item_id, data) VALUES (?, ?)",
+                               [(int(i), row.tobytes()) for i, row in zip(ids, vectors)])
+            tag_rows = [(int(i), t) for i, ts in zip(ids, tag_lists) for t in ts]
+            if tag_rows:
+                cursor.executemany("INSERT OR IGNORE INTO tags (item_id, tag) VALUES (?, ?)", tag_rows)
+            cursor.close()
+            touched = {whole} | {key for key, gone in removed.items() if gone}
+            generations = {key: _bump_generation(conn, *key) for key in touched}
+        try:
+            lib.indexes.generations.update(generations)
+            self._dirty.update(touched)
+            for key in touched:
+                lib.vector_index(*key).remove(np.array(removed.get(key, []), dtype=np.int64))
+            lib.vector_index(*whole).add(ids, vectors)
+        except BaseException:
+            for key in touched:  # as in commit: the next use rebuilds them from SQLite
+                lib.indexes.forget(key)
+            raise
+        if time.monotonic() - self._saved_at > self.SAVE_EVERY_S:
+            self.save_indexes()
+        return n - len(replaced), len(replaced)
+
 
 class _FaissChanges:
     """What one commit adds to and removes from each FAISS index, keyed (modality, windows?)."""

@@ -1,0 +1,8 @@
+"""Bulk import of vectors computed elsewhere (another machine, a GPU cluster, another library's export)."""
+
+from .importer import CHUNK_ROWS, check_space, import_file, read_header
+from .report import BadRow, ImportReport
+from .source import FileHeader, import_format
+
+__all__ = ["CHUNK_ROWS", "BadRow", "FileHeader", "ImportReport", "check_space", "import_file", "import_format",
+           "read_header"]
