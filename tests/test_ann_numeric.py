@@ -4,7 +4,7 @@ import faiss
 import numpy as np
 import pytest
 
-from bindsearch.ann.base import in_sorted, sorted_ids
+from bindsearch.ann.idsets import IdLookup, in_sorted, sorted_ids
 from bindsearch.ann.selectors import Selection
 from bindsearch.ann.tail import Tail
 from bindsearch.ann.topk import exact_scores, exact_search, merge_top_k, spread, top_k
@@ -135,3 +135,12 @@ def test_tail_search_is_brute_force_over_what_it_holds():
     np.testing.assert_array_equal(got, ids[reference])
     np.testing.assert_allclose(scores, np.einsum("mkd,md->mk", vectors[reference], queries), rtol=1e-5)
     assert tail.size == kept.size
+
+
+@pytest.mark.parametrize("ids", [np.array([0, 3, 4, 90]), np.array([5, 2**40, 2**41])])
+def test_id_lookup_gives_positions_dense_or_sparse(ids):
+    lookup = IdLookup(ids)
+    values = np.array([ids[2], -5, 7, ids[0], 2**45, ids[3] if ids.size > 3 else ids[1]])
+    want = [2, -1, -1, 0, -1, 3 if ids.size > 3 else 1]
+    assert lookup.positions(values).tolist() == want
+    assert lookup.contains(np.sort(ids)).all() and lookup.positions(np.zeros(0, np.int64)).size == 0

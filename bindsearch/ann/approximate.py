@@ -33,8 +33,6 @@ from .base import (
     as_vectors,
     check_distinct,
     empty_result,
-    in_sorted,
-    sorted_ids,
 )
 from .defaults import (
     RECALL_PROBES,
@@ -47,6 +45,7 @@ from .defaults import (
     rerank_size,
 )
 from .flat import search_ids
+from .idsets import IdLookup, in_sorted, sorted_ids
 from .ivf_build import Chunks, fill, recall, start_probes, train
 from .selectors import Selection
 from .tail import Tail
@@ -54,8 +53,8 @@ from .topk import exact_scores, merge_top_k, top_k
 
 MARKER = b"bsivfrq1"
 _FORMAT = 1
-_QUERY_BLOCK = 64  # queries re-ranked together: bounds the gathered candidate vectors to 64 x rerank rows
-_WIDEN = 4  # nprobe grows by this factor while a filtered search comes back short
+_QUERY_BLOCK = 16  # queries re-ranked together: at most 16 x rerank vectors fetched at once
+_WIDEN = 4  # nprobe grows by this factor while a search comes back with fewer hits than it must have
 
 
 class ApproximateIndex(VectorIndex):
@@ -73,7 +72,9 @@ class ApproximateIndex(VectorIndex):
         self.removed = removed if removed is not None else np.zeros(0, np.int64)  # sorted, within built_ids
         self.tail = tail if tail is not None else Tail(dim)
         self.built_at, self.expected_recall = built_at, expected_recall
-        self._live: np.ndarray | None = None
+        self._live: IdLookup | None = None  # the live ids, until they change
+        self._built: IdLookup | None = None
+        self._lists: np.ndarray | None = None
 
     @classmethod
     def build(cls, ids: np.ndarray, chunks: Chunks, dim: int, fetch: Fetch,
@@ -101,10 +102,18 @@ class ApproximateIndex(VectorIndex):
 
     def ids(self) -> np.ndarray:
         """Every live id, ascending."""
+        return self._live_ids().ids
+
+    def _live_ids(self) -> IdLookup:
         if self._live is None:
             built = np.setdiff1d(self.built_ids, self.removed, assume_unique=True)
-            self._live = np.sort(np.concatenate([built, self.tail.ids]))
+            self._live = IdLookup(np.sort(np.concatenate([built, self.tail.ids])))
         return self._live
+
+    def _built_ids(self) -> IdLookup:
+        if self._built is None:
+            self._built = IdLookup(self.built_ids)
+        return self._built
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         ids = as_ids(ids)
@@ -119,7 +128,7 @@ class ApproximateIndex(VectorIndex):
         ids = as_ids(ids)
         if not ids.size:
             return
-        gone = ids[in_sorted(ids, self.built_ids)]
+        gone = ids[self._built_ids().contains(ids)]
         if gone.size:
             self.removed = np.union1d(self.removed, gone)
         self.tail.remove(ids)
@@ -134,11 +143,11 @@ class ApproximateIndex(VectorIndex):
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
                excluded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         queries = as_queries(queries, self.dim)
-        live = self.ids()
+        live = self._live_ids()
         if allowed is not None:
             allowed = sorted_ids(allowed)
-            allowed = allowed[in_sorted(allowed, live)]
-        reachable = live if allowed is None else allowed
+            allowed = allowed[live.contains(allowed)]
+        reachable = live.ids if allowed is None else allowed
         width = min(k, reachable.size)
         if width <= 0:
             return empty_result(queries.shape[0])
@@ -158,21 +167,50 @@ class ApproximateIndex(VectorIndex):
         m = queries.shape[0]
         tail = self.tail.search(queries, width, allowed, excluded)
         built = Selection(allowed, np.concatenate([self.removed, excluded]))
-        nprobe = self.params.nprobe
-        if allowed is not None:
-            # As many allowed codes scanned as an unfiltered search scans codes.
-            nprobe = math.ceil(nprobe * max(1, self.built_ids.size) / max(1, allowed.size))
-        nprobe = min(self.params.nlist, nprobe)
+        if allowed is None:
+            nprobe = np.full(m, self.params.nprobe)
+        else:
+            nprobe = self._filtered_nprobe(queries, allowed)
         scores, ids = np.empty((m, width), np.float32), np.empty((m, width), np.int64)
         rows = np.arange(m)
-        while True:
-            found = self._search_built(queries[rows], rerank_size(self.params, width), nprobe, built.selector)
-            exact = exact_scores(queries[rows], found, self.fetch)
-            scores[rows], ids[rows] = merge_top_k([(exact, found), (tail[0][rows], tail[1][rows])], width)
-            short = (ids[rows] >= 0).sum(axis=1) < target
-            if not short.any() or nprobe >= self.params.nlist:
-                return scores, ids
-            rows, nprobe = rows[short], min(self.params.nlist, nprobe * _WIDEN)
+        while rows.size:
+            for probes in np.unique(nprobe[rows]):  # one FAISS call for the queries that probe as many lists
+                group = rows[nprobe[rows] == probes]
+                found = self._search_built(queries[group], rerank_size(self.params, width), int(probes),
+                                           built.selector)
+                exact = exact_scores(queries[group], found, self.fetch)
+                scores[group], ids[group] = merge_top_k([(exact, found), (tail[0][group], tail[1][group])], width)
+            short = rows[((ids[rows] >= 0).sum(axis=1) < target) & (nprobe[rows] < self.params.nlist)]
+            nprobe[short] = np.minimum(self.params.nlist, nprobe[short] * _WIDEN)
+            rows = short
+        return scores, ids
+
+    def _filtered_nprobe(self, queries: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+        """Per query, the nearest lists that together hold as many allowed codes as an unfiltered search
+        scans codes. A filter unlike the query (other tags than its look) holds few ids in the query's own
+        lists; a fixed widening would stop at the first few allowed codes found, not the best ones."""
+        lists = self._lists_of_built()
+        at = self._built_ids().positions(allowed)
+        at = at[(at >= 0) & ~in_sorted(allowed, self.removed)]
+        held = np.bincount(lists[at], minlength=self.params.nlist)
+        wanted = min(int(held.sum()), math.ceil(self.params.nprobe * self.built_ids.size / self.params.nlist))
+        _, nearest = self.built.quantizer.search(queries, self.params.nlist)
+        reached = np.cumsum(held[np.maximum(nearest, 0)], axis=1) >= max(1, wanted)
+        return np.maximum(self.params.nprobe, np.argmax(reached, axis=1) + 1)
+
+    def _lists_of_built(self) -> np.ndarray:
+        """The IVF list of each built id (aligned with ``built_ids``), read once from the inverted lists."""
+        if self._lists is None:
+            self._lists = np.zeros(self.built_ids.size, np.int32)
+            invlists = self.built.invlists
+            for number in range(self.params.nlist):
+                size = invlists.list_size(number)
+                if size:
+                    pointer = invlists.get_ids(number)
+                    ids = faiss.rev_swig_ptr(pointer, size).copy()
+                    invlists.release_ids(number, pointer)
+                    self._lists[self._built_ids().positions(ids)] = number
+        return self._lists
 
     def _search_built(self, queries: np.ndarray, n: int, nprobe: int, selector: object) -> np.ndarray:
         params = faiss.IVFRaBitQSearchParameters()

@@ -117,18 +117,3 @@ def fetched(fetch: Fetch, ids: np.ndarray, dim: int) -> np.ndarray:
 def empty_result(m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((m, 0), np.float32), np.zeros((m, 0), np.int64)
 
-
-def in_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
-    """Which of ``values`` are in ``sorted_ids`` (ascending, distinct): a boolean mask the shape of ``values``."""
-    if sorted_ids.size == 0:
-        return np.zeros(values.shape, dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_ids, values), sorted_ids.size - 1)
-    return sorted_ids[at] == values
-
-
-def sorted_ids(ids: np.ndarray | list[int]) -> np.ndarray:
-    """Distinct ids, ascending (the sort skipped for ids that already are: filters usually come sorted)."""
-    ids = as_ids(ids)
-    if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):
-        return np.unique(ids)
-    return ids

@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-# Flat below this many bytes of vectors (10 000 at 1024 dims, 80 000 at 128).
-EXACT_BYTES = 40_000_000
+# Flat below this many bytes of vectors (10 240 at 1024 dims, 81 920 at 128).
+EXACT_BYTES = 40 << 20
 # An approximate index shrunk below half the exact limit goes back to flat; the gap keeps a library near the
 # limit from flipping between engines at every change.
 BACK_TO_FLAT = 0.5
@@ -40,14 +40,14 @@ TAIL_SHARE = 0.1
 REMOVED_SHARE = 0.1
 
 # Filters: ``allowed`` sets of at most this many live ids are scanned exactly through the vector store
-# (their vectors read whole: 4 MB at 1024 dims) rather than searched in the codes.
-EXACT_FILTER_BYTES = 4_000_000
+# (their vectors read whole: 1024 ids at 1024 dims) rather than searched in the codes.
+EXACT_FILTER_BYTES = 4 << 20
 
 TRAIN_PER_LIST = 40  # k-means sample per list: FAISS asks for 39 at least
 PROBE_SHARE = 1 / 32
-MIN_NPROBE = 8
-RERANK = 100
-RERANK_PER_HIT = 10  # for k above 10, re-rank 10k candidates
+MIN_NPROBE = 16
+RERANK = 200
+RERANK_PER_HIT = 20  # for k above 10, re-rank 20k candidates
 QUERY_BITS = 4
 RECALL_PROBES = 100  # stored vectors whose exact neighbours a build tracks to measure its recall
 

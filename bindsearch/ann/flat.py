@@ -18,9 +18,8 @@ from .base import (
     as_vectors,
     check_distinct,
     empty_result,
-    in_sorted,
-    sorted_ids,
 )
+from .idsets import in_sorted, sorted_ids
 from .selectors import Selection
 from .topk import EMPTY_SCORE, exact_search
 

@@ -18,6 +18,11 @@ from .topk import merge_top_k, spread
 
 Chunks = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
 
+# FAISS encodes what it is given all at once, with a residual copy of every vector: adding a chunk a block
+# at a time keeps that copy to 32 MB at 1024 dims, whatever the caller's chunk size.
+ADD_BLOCK = 8192
+ENCODER_SAMPLE = 4096
+
 
 class Probes:
     """Stored vectors and their exact ``k`` nearest stored ids among the chunks seen so far (themselves
@@ -48,11 +53,19 @@ def recall(probes: Probes, found: np.ndarray, k: int = 10) -> float:
 
 
 def train(dim: int, params: IvfParams, ids: np.ndarray, fetch: Fetch) -> object:
-    """An empty, trained IVF-RaBitQ index: k-means on ``params.train_size`` ids spread over ``ids``."""
+    """An empty, trained IVF-RaBitQ index: spherical k-means on ``params.train_size`` ids spread over ``ids``.
+
+    The lists' centroids are trained straight into the index's quantizer, and the codes' own training (which
+    learns nothing from the data beyond their mean residual) sees a small part of the sample: training through
+    ``IndexIVF.train`` keeps copies of every residual of the sample (measured: 64 MB above a 49 MB sample,
+    against 16 MB this way).
+    """
     index = faiss.index_factory(dim, f"IVF{params.nlist},RaBitQ", faiss.METRIC_INNER_PRODUCT)
     index.qb = params.qb
     sample_ids = np.sort(ids[spread(ids.size, params.train_size)])
-    index.train(fetched(fetch, sample_ids, dim))
+    sample = fetched(fetch, sample_ids, dim)
+    faiss.Clustering(dim, params.nlist, index.cp).train(sample, index.quantizer)
+    index.train(sample[spread(sample.shape[0], ENCODER_SAMPLE)])  # the quantizer is trained: codes only
     return index
 
 
@@ -62,8 +75,9 @@ def fill(index: object, dim: int, chunks: Chunks, expected: np.ndarray, probes: 
     for chunk_ids, vectors in chunks():
         chunk_ids = as_ids(chunk_ids)
         vectors = as_vectors(vectors, chunk_ids.size, dim)
+        for start in range(0, chunk_ids.size, ADD_BLOCK):
+            index.add_with_ids(vectors[start : start + ADD_BLOCK], chunk_ids[start : start + ADD_BLOCK])
         if chunk_ids.size:
-            index.add_with_ids(vectors, chunk_ids)
             probes.see(chunk_ids, vectors)
             seen.append(chunk_ids)
     added = np.sort(np.concatenate(seen)) if seen else np.zeros(0, np.int64)

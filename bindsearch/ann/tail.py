@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import in_sorted
+from .idsets import in_sorted
 from .topk import top_k
 
 
