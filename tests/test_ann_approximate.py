@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from ann_data import ArrayStore, brute_force, clustered, recall_at_k
 
-from bindsearch.ann import ApproximateIndex, IvfParams, ivf_params, load_index
+from bindsearch.ann import ApproximateIndex, IvfParams, files, ivf_params, load_index
+from bindsearch.ann.approximate import MARKER
 
 N, DIM, CHUNK = 30_000, 128, 4000
 
@@ -185,6 +186,8 @@ def test_excluded_ids_are_never_returned(data, built):
     assert not np.isin(found, excluded).any() and (found >= 0).all()
     _, found = index.search(queries, 10, allowed=ids[::2], excluded=excluded)
     assert not np.isin(found, excluded).any() and np.isin(found, ids[::2]).all()
+    _, found = index.search(queries, 10, allowed=ids[:60], excluded=ids[:55])  # a selective filter: exact
+    assert found.shape == (queries.shape[0], 10) and all(set(row) == set(ids[55:60]) | {-1} for row in found)
 
 
 def test_save_and_load_give_identical_results(data, fresh, tmp_path):
@@ -249,3 +252,28 @@ def test_needs_rebuild_once_the_tail_passes_its_share(data):
 def test_an_empty_build_is_refused():
     with pytest.raises(ValueError, match="needs vectors"):
         ApproximateIndex.build(np.zeros(0, np.int64), lambda: iter(()), 8, lambda i: np.zeros((i.size, 8)))
+
+
+def test_a_file_whose_checksum_holds_but_whose_parts_do_not_is_refused(fresh, tmp_path):
+    # What a checksum cannot catch: a file written whole but wrong (an older format, a missing part).
+    index, store = fresh
+    path = str(tmp_path / "image.index")
+    meta = {"format": 1, "kind": "ivf-rabitq", "dim": DIM, "params": index.params.to_dict(), "built_at": None,
+            "expected_recall": None}
+
+    def write(sections):
+        def body(raw_write):
+            writer = files.SectionWriter(raw_write)
+            for name, array in sections.items():
+                writer.array(name, array)
+            writer.finish(meta)
+
+        files.write_atomic(path, MARKER, body)
+
+    write({"built_ids": index.built_ids})
+    with pytest.raises(ValueError, match="no 'built' section"):
+        ApproximateIndex.load(path, DIM, store.fetch)
+    meta["format"] = 99
+    write({})
+    with pytest.raises(ValueError, match="known format"):
+        ApproximateIndex.load(path, DIM, store.fetch)

@@ -149,7 +149,7 @@ class ApproximateIndex(VectorIndex):
             allowed = allowed[live.contains(allowed)]
         reachable = live.ids if allowed is None else allowed
         width = min(k, reachable.size)
-        if width <= 0:
+        if width <= 0 or queries.shape[0] == 0:
             return empty_result(queries.shape[0])
         excluded = sorted_ids(excluded) if excluded is not None else np.zeros(0, np.int64)
         # How many hits each query must have: what the approximate search must reach before it stops widening.

@@ -1,24 +1,32 @@
 """Every tuned number of the engines, and where it comes from.
 
-Measured with ``benchmarks/ann_tuning.py`` on clustered 1024-d unit vectors (``benchmarks/clustered.py``),
-200 queries, one query at a time, on 2 shared AMD EPYC cores (results in
-``benchmarks/results/ann_tuning-*-cpu2.jsonl``). Recall is recall@10 against brute force after the exact
-re-rank of the best ``rerank`` candidates.
+Measured with ``benchmarks/ann_tuning.py`` (raw candidates: one query at a time, the best ``rerank`` by
+the codes re-ranked exactly) and ``benchmarks/ann_engine.py`` (the engines end to end) on the clustered
+1024-d unit vectors of ``benchmarks/clustered.py``, 100-200 queries, on 2 shared cores (results in
+``benchmarks/results/ann_*-cpu2.jsonl``; latencies taken while other jobs ran vary up to 3x).
+Recall is recall@10 against brute force.
 
-- Flat (exact) search reads every vector for every query: about 0.29 us per 1024-d vector (285-292 ms at
-  1M), so 10 000 vectors (40 MB) cost about 3 ms; above that the approximate engine is faster.
-- IVF with 1-bit RaBitQ codes (136 bytes a vector at 1024 dims, plus 4 KB a list for its centroid) won:
-  at 100k, nlist 316, nprobe 8, rerank 50: recall 0.9955 at 1.3 ms p50, built in 6 s, 157 B/vector.
-  Against it: 8-bit PQ64 (0.93 recall at rerank 100, 167 s to build: PQ training), 4-bit fast-scan PQ128
-  (0.90), SQ8 (same recall, 5-12 ms: 1 KB codes to scan), fast-scan RaBitQ (same recall, slower on 2
-  shared cores), HNSW over SQ8 (graph build far too slow at 1M on 2 cores, 1 KB codes plus the graph).
-- nlist = sqrt(n): recall depends on the share of lists probed, and 2 or 4 sqrt(n) lists bought no
-  latency at 100k-200k for 2.4x and 7x the build time (k-means cost grows with nlist squared).
-  The probed share for recall >= 0.995 stayed near 1/32: 100k nprobe 8/316 0.9955; 200k 12/447 0.996;
-  300k 16/548 0.9975 (rerank 100). Hence nprobe = nlist / 32 (at least 8): 32 of 1000 lists at 1M,
-  32 000 codes scanned, expected recall about 0.995.
-- rerank 100 rather than 50: at 300k, nprobe 12, 0.9955 against 0.9935 for 0.1 ms more.
-- qb 4: RaBitQ quantises the query to 4 bits; a float query (qb 0) was 100x slower for no recall.
+- Flat (exact) search reads every vector for every query: 285-292 ms at 1M x 1024, about 0.29 us a
+  vector, so 10 240 vectors (40 MiB) cost about 3 ms; above that the approximate engine is faster.
+- The approximate engine is IVF with 1-bit RaBitQ codes (136 bytes a 1024-d vector; 157-165 bytes a
+  vector in all, with ids and centroids). At 100k, nlist 316, nprobe 16, rerank 200: recall 0.9995 at
+  1.0 ms, trained in 2.4 s. Against it, same lists and search: SQ8, same recall at 7.3 ms (1 KB codes to
+  scan); 8-bit PQ64, 0.9685 and 109 s to train; 4-bit fast-scan PQ128, 0.887; fast-scan RaBitQ, same
+  recall and speed when the cores are free but 8 ms against 1.3 ms while other jobs ran. HNSW over SQ8
+  (M 32): 0.997 at 0.9 ms but 1 296 bytes a vector (1.3 GB at 1M, most of a 1.5 GB query process), 31 s
+  to build 100k (6 min or more at 1M), and no way to delete. RaBitQ's codes leave little to memory-map:
+  the engine keeps them in RAM.
+- nlist = sqrt(n): 2 and 4 sqrt(n) lists gave the same recall for the same share of codes scanned (100k:
+  0.996 and 0.999 against 0.9955-0.999) for 2.4x and 7x the build time (k-means grows with nlist^2).
+- nprobe = nlist / 32, at least 32. The share of lists probed for recall >= 0.995 stayed near 1/32 from
+  100k to 300k (100k 8/316 0.9955; 200k 12/447 0.996; 300k 16/548 0.9975 at rerank 100), while small
+  indexes need more: 20k (141 lists) gave 0.975 at 16 probes, 0.9905 at 32 (rerank 200), and 32 probes
+  cost at most 0.5 ms more than 16 up to 300k. At 1M: 32 of 1000 lists, 32 000 codes scanned.
+- rerank 200: the 1-bit codes, not the lists, limit recall on small indexes (20k, every list probed:
+  0.9825 at rerank 100, 0.989 at 200, 0.993 at 300); 200 vectors fetched cost about 0.1 ms.
+- qb 4: RaBitQ quantises the query to 4 bits; a float query (qb 0) was 100x slower, 8 bits no better.
+- End to end (filters, tail, Python), nlist sqrt(n), these defaults: 100k 2.5 ms p50, recall 0.9995;
+  200k 4.0 ms, 0.9985; 300k 4.2 ms, 0.999; built in 3.5, 6.5 and 11 s.
 """
 
 from __future__ import annotations
@@ -39,13 +47,14 @@ BACK_TO_FLAT = 0.5
 TAIL_SHARE = 0.1
 REMOVED_SHARE = 0.1
 
-# Filters: ``allowed`` sets of at most this many live ids are scanned exactly through the vector store
-# (their vectors read whole: 1024 ids at 1024 dims) rather than searched in the codes.
+# Filters: ``allowed`` sets whose vectors come to at most this many bytes (1024 ids at 1024 dims) are scanned
+# exactly through the vector store rather than searched in the codes. At 200k x 1024: 1000 ids 1.2 ms exact
+# against 3.2 ms in the codes, 2000 ids 4.0 against 3.6 ms.
 EXACT_FILTER_BYTES = 4 << 20
 
 TRAIN_PER_LIST = 40  # k-means sample per list: FAISS asks for 39 at least
 PROBE_SHARE = 1 / 32
-MIN_NPROBE = 16
+MIN_NPROBE = 32
 RERANK = 200
 RERANK_PER_HIT = 20  # for k above 10, re-rank 20k candidates
 QUERY_BITS = 4
