@@ -30,11 +30,12 @@ def test_exact_below_the_limit_approximate_above():
     assert engine_for(1_000_000, 1024) == "ivf-rabitq"
 
 
-@pytest.mark.parametrize("n", [20_000, 100_000, 1_000_000, 10_000_000])
+@pytest.mark.parametrize("n", [500, 20_000, 100_000, 1_000_000, 10_000_000])
 def test_parameters_grow_with_n(n):
     params = ivf_params(n)
-    assert params.nlist == round(n**0.5)
-    assert 16 <= params.nprobe <= params.nlist and params.nprobe >= params.nlist / 32
+    assert params.nlist <= n**0.5 + 1 and n / params.nlist >= 39  # never fewer than 39 training vectors a list
+    assert params.nlist >= min(n**0.5, n / 39) - 1
+    assert min(32, params.nlist) <= params.nprobe <= params.nlist and params.nprobe >= params.nlist / 32
     assert params.train_size == min(n, 40 * params.nlist) and params.rerank >= 10
     assert IvfParams.from_dict(params.to_dict()) == params
 

@@ -52,7 +52,8 @@ REMOVED_SHARE = 0.1
 # against 3.2 ms in the codes, 2000 ids 4.0 against 3.6 ms.
 EXACT_FILTER_BYTES = 4 << 20
 
-TRAIN_PER_LIST = 40  # k-means sample per list: FAISS asks for 39 at least
+TRAIN_PER_LIST = 40  # k-means sample per list: FAISS asks for 39 at least (and prints a warning otherwise)
+MIN_PER_LIST = 39  # so that small indexes get fewer lists rather than too small a sample
 PROBE_SHARE = 1 / 32
 MIN_NPROBE = 32
 RERANK = 200
@@ -93,7 +94,7 @@ def exact_filter_limit(dim: int) -> int:
 
 def ivf_params(n: int) -> IvfParams:
     """The parameters for ``n`` vectors."""
-    nlist = max(1, round(math.sqrt(n)))
+    nlist = max(1, min(round(math.sqrt(n)), n // MIN_PER_LIST))
     nprobe = min(nlist, max(MIN_NPROBE, math.ceil(nlist * PROBE_SHARE)))
     return IvfParams(nlist=nlist, nprobe=nprobe, rerank=RERANK, qb=QUERY_BITS,
                      train_size=min(n, TRAIN_PER_LIST * nlist))
