@@ -53,6 +53,7 @@ class FlatIndex(VectorIndex):
         """Every id, ascending."""
         if self._sorted is None:
             self._sorted = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
+            self._sorted.setflags(write=False)  # handed out as it is: a caller's change would corrupt it
         return self._sorted
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:

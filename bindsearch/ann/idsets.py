@@ -34,7 +34,8 @@ class IdLookup:
     search."""
 
     def __init__(self, ids: np.ndarray) -> None:
-        self.ids = ids
+        self.ids = ids.view()
+        self.ids.setflags(write=False)  # handed out by ``ids()``: a caller's change would corrupt the set
         self._table = None
         if ids.size and ids[0] >= 0 and int(ids[-1]) < max(_DENSE_FLOOR, _DENSE_PER_ID * ids.size):
             self._table = np.full(int(ids[-1]) + 1, -1, np.int32)
