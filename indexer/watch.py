@@ -106,7 +106,7 @@ def _run_until_done(library: Library, runs_on: list[str], watched: list[str], re
                     stop: threading.Event, on_run: Callable[[WatchRun], None], on_error: Callable[[str], None],
                     debounce: float, index_options: dict[str, Any], pending: _Pending | None = None) -> None:
     """One index run over ``runs_on``, tried again while another writer holds the library."""
-    from bindsearch.library import LibraryStore as Library
+    from .run import index_paths
 
     while not stop.is_set():
         # A path may vanish between the event and the run: choose again from what is there now.
@@ -114,8 +114,8 @@ def _run_until_done(library: Library, runs_on: list[str], watched: list[str], re
         if not current:
             return
         try:
-            with Library.open(library.path, library.space) as fresh:
-                report = fresh.index(current, **index_options)
+            with type(library).open(library.path, library.space) as fresh:
+                report = index_paths(fresh, current, **index_options)
         except LibraryLockedError as exc:
             on_error(f"{exc}; trying again")
             if stop.wait(max(debounce, 1.0)):
