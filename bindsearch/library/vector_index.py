@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import struct
-import tempfile
-import zlib
+from collections.abc import Callable
 
 import numpy as np
 
 from ..regular_files import check_regular
 
-# A saved index ends with this trailer: a marker, the length of the FAISS data before it and their CRC-32,
-# so that a file damaged on disk is found when it is loaded (FAISS reads past neither).
-_TRAILER = struct.Struct("<8sQI")
+# A saved index ends with the trailer of ``ann.files`` (a marker, the length of the FAISS data before it
+# and their CRC-32), so that a file damaged on disk is found when it is loaded (FAISS reads past neither).
 _MARKER = b"bsindex1"
-_READ_CHUNK = 1 << 24
 
 
 class VectorIndex:
@@ -109,31 +104,16 @@ class VectorIndex:
         renamed over ``path``."""
         import faiss
 
-        folder = os.path.dirname(path) or "."
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".faiss", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                # Through Python's file, so that a failed write (a full disk) raises OSError: FAISS's own
-                # writer only prints a failed close, and a cut file would be renamed into place.
-                # The CRC-32 of what is written is taken on the way and ends the file.
-                length, crc = 0, 0
+        from ..ann import files  # (with the engines, which import FAISS: only once an index is written)
 
-                def write(data: bytes) -> None:
-                    nonlocal length, crc
-                    length, crc = length + len(data), zlib.crc32(data, crc)
-                    f.write(data)
+        def body(write: Callable[[bytes], None]) -> None:
+            # Through Python's file, so that a failed write (a full disk) raises OSError: FAISS's own
+            # writer only prints a failed close, and a cut file would be renamed into place.
+            writer = faiss.PyCallbackIOWriter(write)
+            faiss.write_index(self.index, writer)
+            del writer
 
-                writer = faiss.PyCallbackIOWriter(write)
-                faiss.write_index(self.index, writer)
-                del writer
-                f.write(_TRAILER.pack(_MARKER, length, crc))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        files.write_atomic(path, _MARKER, body)
 
     @classmethod
     def load(cls, path: str, dim: int) -> VectorIndex:
@@ -145,7 +125,11 @@ class VectorIndex:
             check_regular(path)  # FAISS (and the checksum) would wait forever on a FIFO in the index's place
         except OSError as exc:
             raise ValueError(f"unreadable FAISS index: {exc.strerror or exc}") from None
-        _check_sum(path)
+        from ..ann import files
+
+        marker, _ = files.checked_payload(path)
+        if marker != _MARKER:
+            raise ValueError("the file has no checksum: older, or cut short")
         try:
             index = faiss.read_index(path)
         except RuntimeError as exc:
@@ -153,33 +137,3 @@ class VectorIndex:
         if index.d != dim or not isinstance(index, faiss.IndexIDMap2):
             raise ValueError(f"FAISS index is not an id-mapped index of dimension {dim}")
         return cls(dim, index)
-
-
-def _crc32(f: object, length: int) -> tuple[int, int]:
-    """(length, CRC-32) of the first ``length`` bytes of an open file, read a chunk at a time."""
-    f.seek(0)  # type: ignore[attr-defined]
-    crc, left = 0, length
-    while left > 0:
-        chunk = f.read(min(_READ_CHUNK, left))  # type: ignore[attr-defined]
-        if not chunk:
-            break
-        crc = zlib.crc32(chunk, crc)
-        left -= len(chunk)
-    return length - left, crc
-
-
-def _check_sum(path: str) -> None:
-    """Raise ValueError unless the file ends with a trailer whose length and CRC-32 match what precedes it."""
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < _TRAILER.size:
-                raise ValueError("the file has no checksum: older, or cut short")
-            f.seek(size - _TRAILER.size)
-            marker, length, crc = _TRAILER.unpack(f.read(_TRAILER.size))
-            if marker != _MARKER or length != size - _TRAILER.size:
-                raise ValueError("the file has no checksum: older, or cut short")
-            if _crc32(f, length) != (length, crc):
-                raise ValueError("the file is damaged: its checksum does not match")
-    except OSError as exc:
-        raise ValueError(f"unreadable FAISS index: {exc.strerror or exc}") from None
