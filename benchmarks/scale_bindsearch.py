@@ -21,7 +21,7 @@ import bindsearch
 
 SYSTEM = "bindsearch"
 # The files under a library's index/ folder that it rebuilds from its stored vectors when they are gone.
-REBUILT_SUFFIXES = (".faiss",)
+REBUILT_SUFFIXES = (".ivf",)
 
 
 def space_spec(dim: int) -> dict:

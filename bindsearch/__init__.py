@@ -39,7 +39,7 @@ from .errors import (
     UsageError,
 )
 from .indexer import IndexObserver, IndexReport, index_paths
-from .library import FileError, LibraryInfo
+from .library import FileError, IndexInfo, LibraryInfo
 from .modality import Modality
 from .search import Filters, Hit, QueryTerm, search
 from .spaces import DEFAULT_SPACE, Encoder, Space, load_space
@@ -74,6 +74,7 @@ __all__ = [
     "FileError",
     "Filters",
     "Hit",
+    "IndexInfo",
     "IndexObserver",
     "IndexReport",
     "LabelScore",

@@ -51,11 +51,13 @@ class Library(LibraryStore):
         windows: bool = False,
         filters: Filters | None = None,
         dedup: float | None = None,
+        exact: bool = False,
     ) -> list[Hit]:
         """Search with query terms (or a ready vector); see ``bindsearch.search.search``."""
         from .search import search
 
-        return search(self, terms, targets=targets, k=k, windows=windows, filters=filters, dedup=dedup)
+        return search(self, terms, targets=targets, k=k, windows=windows, filters=filters, dedup=dedup,
+                      exact=exact)
 
     def classify(self, files: Sequence[str | os.PathLike[str]], labels: Sequence[str], **options: Any) -> list:
         """Zero-shot labels of files in this library's space; see ``bindsearch.classify.classify``."""

@@ -69,6 +69,11 @@ class VectorFileError(LibraryError, ValueError):
     file) or that is asked for rows it does not hold."""
 
 
+class UnusableVectorFile(VectorFileError):
+    """A vector file that holds no rows it could give (not a regular file, or not a vector file of this
+    library): what pointed into it is lost, and a writer replaces it."""
+
+
 class DiskFullError(LibraryError):
     """The disk holding the library has no room left for what a command writes."""
 

@@ -1,4 +1,5 @@
-"""The ``bindsearch`` command: index, query, embed, info, tag, classify, remove, export, import, duplicates, watch."""
+"""The ``bindsearch`` command: index, query, embed, info, optimize, tag, classify, remove, export, import, duplicates,
+watch."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from . import export as export_cmd
 from . import import_vectors as import_cmd
 from . import index as index_cmd
 from . import info as info_cmd
+from . import optimize as optimize_cmd
 from . import query as query_cmd
 from . import remove as remove_cmd
 from . import tag as tag_cmd
@@ -60,6 +62,7 @@ app.command("index", cls=Command)(index_cmd.index)
 app.command("query", cls=Command)(query_cmd.query)
 app.command("embed", cls=Command)(embed_cmd.embed)
 app.command("info", cls=Command)(info_cmd.info)
+app.command("optimize", cls=Command)(optimize_cmd.optimize)
 app.command("tag", cls=Command)(tag_cmd.tag)
 app.command("classify", cls=Command)(classify_cmd.classify)
 app.command("remove", cls=Command)(remove_cmd.remove)

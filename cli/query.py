@@ -98,6 +98,11 @@ def query(
                      help="Collapse results whose vectors have a cosine of at least THRESHOLD (0.95: near-copies) "
                           "into the best of them."),
     ] = None,
+    exact: Annotated[
+        bool,
+        typer.Option("--exact", help="Search every vector exactly, not through an approximate index (slower on "
+                                     "a large library; the answer approximate search is measured against)."),
+    ] = False,
     paths_only: Annotated[bool, typer.Option("--paths", help="Print only the paths, one per line.")] = False,
     null: Annotated[
         bool, typer.Option("--null", "-0", help="Print only the paths, each followed by a NUL byte (for xargs -0).")
@@ -137,7 +142,8 @@ def query(
     )
     parse_targets(target)  # an unknown modality is refused before the library is opened
     with bindsearch.open_library(library, space) as lib:
-        hits = lib.search(terms, targets=target, k=top, windows=windows, filters=filters, dedup=dedup)
+        hits = lib.search(terms, targets=target, k=top, windows=windows, filters=filters, dedup=dedup,
+                         exact=exact)
     if as_json:
         print_json(hits)
     elif hits and (paths_only or null):

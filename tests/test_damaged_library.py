@@ -47,7 +47,7 @@ def one_error(done: subprocess.CompletedProcess) -> str:
 
 def test_an_index_run_refuses_a_damaged_library(tmp_path, tiny_space_file):
     media, lib_path = make_library(tmp_path, tiny_space_file)
-    damage_table(lib_path / "library.sqlite", "vectors")  # a page a no-op run would never read
+    damage_table(lib_path / "library.sqlite", "tags")  # a page a no-op run of untagged items never reads
     done = cli("index", media, "--library", lib_path)
     assert done.returncode == 2
     assert "is damaged" in one_error(done) and "restore" in one_error(done)

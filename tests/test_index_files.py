@@ -1,16 +1,21 @@
-"""A damaged FAISS index file is caught when it is loaded and rebuilt from SQLite, never searched or copied."""
+"""Damaged index and vector files are caught when read: an index file is built again from the vectors,
+a damaged vector marks its item failed (the next index run reads the file again); nothing damaged is
+ever searched or copied."""
 
 import logging
+import os
 
 import numpy as np
 import pytest
 
 import bindsearch
-from bindsearch.library.vector_index import VectorIndex
+from bindsearch.library.schema import STATUS_FAILED
+from bindsearch.library.soundness import DAMAGED_STORED
 from bindsearch.modality import Modality
 from bindsearch.vectors import l2_normalize
 
-N = 60
+N = 300
+LIMIT = "100"  # exact search up to 100 vectors: the N image vectors get an approximate index, with its file
 
 
 def add_random(lib, n=N, seed=0):
@@ -23,105 +28,109 @@ def add_random(lib, n=N, seed=0):
     return vectors
 
 
-def index_file(library_path):
-    [path] = (library_path / "index").glob("image-g*.faiss")
-    return path
-
-
-def results(lib, query):
-    return [(h.id, round(h.score, 6)) for h in lib.search(query, targets=["image"], k=N)]
+def results(lib, query, k=20):
+    return [(h.id, round(h.score, 5)) for h in lib.search(query, targets=["image"], k=k, exact=True)]
 
 
 @pytest.fixture
-def filled(tmp_path, tiny_space):
-    """A library of N image vectors, the answers to a query before any damage, and a query."""
+def filled(tmp_path, tiny_space, monkeypatch):
+    """A library of N image vectors with an approximate index, the exact answers to a query, and the query."""
+    monkeypatch.setenv("BINDSEARCH_EXACT_LIMIT", LIMIT)
     path = tmp_path / "lib"
     with bindsearch.open_library(path, tiny_space, create=True) as lib:
         vectors = add_random(lib)
+        assert lib.vector_index(Modality.IMAGE).kind == "ivf-rabitq"
         query = vectors[3]
         before = results(lib, query)
     return path, before, query
 
 
+def index_file(path):
+    return path / "index" / "image.ivf"
+
+
 def check_rebuilt(path, before, query, caplog, reason):
     with caplog.at_level(logging.WARNING, logger="bindsearch"):
         with bindsearch.open_library(path) as lib:
-            hits = lib.search(query, targets=["image"], k=N)
-            assert all(-1.0 <= h.score <= 1.0 for h in hits)
             assert results(lib, query) == before
-            ids, stored = lib.stored_vectors(Modality.IMAGE)
-            on_disk = VectorIndex.load(str(index_file(lib.path)), lib.dim)  # written back, sound
-            np.testing.assert_array_equal(on_disk.vectors(ids), stored)
-    assert "rebuilt the image index" in caplog.text and reason in caplog.text
+            hits = lib.search(query, targets=["image"], k=20)
+            assert [(h.id, round(h.score, 5)) for h in hits][:10] == before[:10]
+    assert "building the image index" in caplog.text and reason in caplog.text
+    with bindsearch.open_library(path) as lib, caplog.at_level(logging.WARNING, logger="bindsearch"):
+        caplog.clear()
+        assert results(lib, query) == before
+        assert "building" not in caplog.text  # written back, sound
 
 
-def test_vector_bytes_overwritten_after_a_valid_header_are_caught(filled, caplog):
+def test_index_bytes_flipped_are_caught(filled, caplog):
     path, before, query = filled
-    with bindsearch.open_library(path) as lib:
-        _ids, stored = lib.stored_vectors(Modality.IMAGE)
-    file = index_file(path)
-    data = bytearray(file.read_bytes())
-    at = bytes(data).find(stored[10].astype("<f4").tobytes())
-    assert at > 0
-    data[at : at + 4 * stored.shape[1]] = np.full(stored.shape[1], 1e18, "<f4").tobytes()  # cosines of 1e37
-    file.write_bytes(bytes(data))
-    check_rebuilt(path, before, query, caplog, "its checksum does not match")
+    data = bytearray(index_file(path).read_bytes())
+    data[len(data) // 3] ^= 0x10
+    index_file(path).write_bytes(bytes(data))
+    check_rebuilt(path, before, query, caplog, "checksum")
 
 
-def test_the_next_run_does_not_copy_a_damaged_file_into_the_new_one(filled, caplog):
-    path, _, _query = filled
-    file = index_file(path)
-    data = bytearray(file.read_bytes())
-    data[200:260] = b"\x7f" * 60
-    file.write_bytes(bytes(data))
-    with bindsearch.open_library(path) as lib:
-        add_random(lib, n=5, seed=1)  # a writer loads the index, adds to it and saves it
-    with bindsearch.open_library(path) as lib:
-        ids, stored = lib.stored_vectors(Modality.IMAGE)
-        on_disk = VectorIndex.load(str(index_file(lib.path)), lib.dim)
-        assert on_disk.size == N + 5
-        np.testing.assert_array_equal(on_disk.vectors(ids), stored)
-
-
-def _rewrite(path, ids_of):
-    """Save the image index again (with a valid checksum) with the ids ``ids_of(ids)`` gives."""
-    with bindsearch.open_library(path) as lib:
-        ids, stored = lib.stored_vectors(Modality.IMAGE)
-        file = index_file(lib.path)
-        other = VectorIndex(lib.dim)
-        other.add(ids_of(ids), stored)
-        other.save(str(file))
-
-
-def test_shuffled_ids_are_caught(filled, caplog):
+def test_an_index_file_cut_short_is_caught(filled, caplog):
     path, before, query = filled
-    _rewrite(path, lambda ids: np.random.default_rng(0).permutation(ids))
-    check_rebuilt(path, before, query, caplog, "is not the library's")
+    index_file(path).write_bytes(index_file(path).read_bytes()[:-7])
+    check_rebuilt(path, before, query, caplog, "its file is unusable")
 
 
-def test_foreign_ids_are_caught(filled, caplog):
+def test_another_librarys_index_file_is_caught(filled, caplog, tmp_path, tiny_space):
     path, before, query = filled
-    _rewrite(path, lambda ids: ids + 10_000)
-    check_rebuilt(path, before, query, caplog, "which the library does not")
+    with bindsearch.open_library(tmp_path / "other", tiny_space, create=True) as other:
+        add_random(other, seed=9)
+    os.replace(index_file(tmp_path / "other"), index_file(path))
+    check_rebuilt(path, before, query, caplog, "holds other vectors than the library")
 
 
-def test_a_file_cut_short_or_without_a_checksum_is_rebuilt(filled, caplog):
+def test_a_fifo_in_the_index_files_place_is_caught(filled, caplog):
     path, before, query = filled
-    file = index_file(path)
-    file.write_bytes(file.read_bytes()[:-7])
-    check_rebuilt(path, before, query, caplog, "no checksum")
+    index_file(path).unlink()
+    os.mkfifo(index_file(path))
+    try:
+        check_rebuilt(path, before, query, caplog, "its file")
+    finally:
+        if index_file(path).exists() and not index_file(path).is_file():
+            index_file(path).unlink()
 
 
-def test_an_index_saved_and_loaded_is_the_same(tmp_path):
-    index = VectorIndex(8)
-    vectors = l2_normalize(np.random.default_rng(0).normal(size=(20, 8)))
-    index.add(np.arange(20) + 5, vectors)
-    index.save(str(tmp_path / "x.faiss"))
-    loaded = VectorIndex.load(str(tmp_path / "x.faiss"), 8)
-    np.testing.assert_array_equal(loaded.ids(), np.arange(20) + 5)
-    np.testing.assert_array_equal(loaded.vectors(np.arange(20) + 5), vectors)
-    data = bytearray((tmp_path / "x.faiss").read_bytes())
-    data[len(data) // 2] ^= 1
-    (tmp_path / "x.faiss").write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="damaged"):
-        VectorIndex.load(str(tmp_path / "x.faiss"), 8)
+def _vector_file(path):
+    return path / "vectors" / "image.f32"
+
+
+@pytest.mark.parametrize("limit", ["100", "100000"])  # approximate, then exact
+def test_a_damaged_vector_marks_its_item_failed_and_nothing_else(tmp_path, tiny_space, monkeypatch, caplog, limit):
+    monkeypatch.setenv("BINDSEARCH_EXACT_LIMIT", limit)
+    path = tmp_path / "lib"
+    with bindsearch.open_library(path, tiny_space, create=True) as lib:
+        vectors = add_random(lib)
+        victim = lib.stored_item_vector("/data/0-10.png")[0][0]
+    data = bytearray(_vector_file(path).read_bytes())
+    row = 4096 + 10 * 4 * vectors.shape[1]
+    data[row : row + 8] = np.full(2, 1e18, "<f4").tobytes()
+    _vector_file(path).write_bytes(bytes(data))
+    if index_file(path).exists():
+        index_file(path).unlink()  # so that the build reads (and checks) every vector
+    with caplog.at_level(logging.WARNING, logger="bindsearch"), bindsearch.open_library(path) as lib:
+        hits = lib.search(vectors[10], targets=["image"], k=5, exact=True)
+        assert victim not in [h.id for h in hits] and len(hits) == 5
+        assert "damaged on disk" in caplog.text
+        assert lib.search(vectors[11], targets=["image"], k=1)[0].path == "/data/0-11.png"
+        [failed] = lib.info().failed
+        assert (failed.path, failed.reason) == ("/data/0-10.png", DAMAGED_STORED)
+        assert lib.counts()[Modality.IMAGE] == N - 1
+    with bindsearch.open_library(path) as lib:
+        item = next(i for i in lib.items_under(["/data"]) if i.path == "/data/0-10.png")
+        assert item.status == STATUS_FAILED and item.mtime_ns == -1  # read again by the next run
+
+
+def test_a_deleted_vector_file_fails_its_items_with_one_notice(tmp_path, tiny_space, caplog):
+    path = tmp_path / "lib"
+    with bindsearch.open_library(path, tiny_space, create=True) as lib:
+        vectors = add_random(lib, n=20)
+    _vector_file(path).unlink()
+    with caplog.at_level(logging.WARNING, logger="bindsearch"), bindsearch.open_library(path) as lib:
+        assert lib.search(vectors[0], targets=["image"], k=5) == []
+        assert caplog.text.count("damaged on disk") == 1 and "20 items" in caplog.text
+        assert len(lib.info().failed) == 20

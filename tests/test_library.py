@@ -1,4 +1,4 @@
-"""Library storage: creation, the space it remembers, FAISS files rebuilt from SQLite, search vs brute force."""
+"""Library storage: creation, the space it remembers, index files rebuilt from the vectors, search vs brute force."""
 
 import logging
 import sqlite3
@@ -118,28 +118,32 @@ def _reopen(lib):
     return bindsearch.open_library(path)
 
 
-def test_deleted_index_file_is_rebuilt_with_a_notice(library, caplog):
-    vectors = _add_random(library, Modality.IMAGE, 50, seed=4)
-    files = list((library.path / "index").glob("image-g*.faiss"))
-    assert len(files) == 1
-    files[0].unlink()
+def test_deleted_index_file_is_rebuilt_with_a_notice(library, caplog, monkeypatch):
+    monkeypatch.setenv("BINDSEARCH_EXACT_LIMIT", "100")  # an approximate index, which has a file
+    vectors = _add_random(library, Modality.IMAGE, 300, seed=4)
+    path = library.path / "index" / "image.ivf"
+    assert path.is_file()
+    path.unlink()
     lib = _reopen(library)
     with caplog.at_level(logging.WARNING, logger="bindsearch"):
         hits = lib.search(vectors[7], targets=["image"], k=1)
-    assert "rebuilt the image index" in caplog.text
+    assert "building the image index" in caplog.text and "its file is missing" in caplog.text
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
-    assert len(list((lib.path / "index").glob("image-g*.faiss"))) == 1  # written back
+    assert path.is_file()  # written back
     lib.close()
 
 
-def test_corrupt_index_file_is_rebuilt(library, caplog):
-    vectors = _add_random(library, Modality.IMAGE, 50, seed=5)
-    [path] = (library.path / "index").glob("image-g*.faiss")
-    path.write_bytes(b"garbage")
+def test_corrupt_index_file_is_rebuilt(library, caplog, monkeypatch):
+    monkeypatch.setenv("BINDSEARCH_EXACT_LIMIT", "100")
+    vectors = _add_random(library, Modality.IMAGE, 300, seed=5)
+    path = library.path / "index" / "image.ivf"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
     lib = _reopen(library)
     with caplog.at_level(logging.WARNING, logger="bindsearch"):
         assert lib.search(vectors[3], targets=["image"], k=1)[0].score == pytest.approx(1.0, abs=1e-5)
-    assert "rebuilt" in caplog.text
+    assert "its file is unusable" in caplog.text
     lib.close()
 
 

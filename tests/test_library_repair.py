@@ -16,15 +16,25 @@ from bindsearch.search import QueryTerm
 
 
 def poison(lib_path, item_ids=(), window_ids=(), dim=64):
-    """Overwrite stored vectors with NaN, as versions that did not check them could store,
-    and forget that the library was checked."""
+    """Overwrite stored vectors with NaN (their rows' checksums made to match, so the file is not damaged),
+    as versions that did not check vectors could store them, and forget that the library was checked."""
     import sqlite3
+    import zlib
 
     nan = np.full(dim, np.nan, dtype="<f4").tobytes()
     conn = sqlite3.connect(str(lib_path / "library.sqlite"))
     with conn:
-        conn.executemany("UPDATE vectors SET data = ? WHERE item_id = ?", [(nan, i) for i in item_ids])
-        conn.executemany("UPDATE windows SET data = ? WHERE id = ?", [(nan, i) for i in window_ids])
+        for table, ids, suffix in (("items", item_ids, ""), ("windows", window_ids, ".windows")):
+            for row_id in ids:
+                if table == "items":
+                    slot, modality = conn.execute("SELECT slot, modality FROM items WHERE id = ?", (row_id,)).fetchone()
+                else:
+                    slot, modality = conn.execute("SELECT w.slot, i.modality FROM windows w JOIN items i "
+                                                  "ON i.id = w.item_id WHERE w.id = ?", (row_id,)).fetchone()
+                with open(lib_path / "vectors" / f"{modality}{suffix}.f32", "r+b") as f:
+                    f.seek(4096 + slot * 4 * dim)
+                    f.write(nan)
+                conn.execute(f"UPDATE {table} SET crc = ? WHERE id = ?", (zlib.crc32(nan), row_id))
         conn.execute("DELETE FROM meta WHERE key = ?", (CHECKED_KEY,))
     conn.close()
 

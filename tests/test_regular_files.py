@@ -80,19 +80,24 @@ def test_space_file_must_be_a_regular_file(tmp_path: Path) -> None:
     assert done.stderr.strip() == f"error: cannot read space file {tmp_path / 'space.json'}: {FIFO_REASON}"
 
 
-def test_a_fifo_in_place_of_an_index_file_is_rebuilt_over(tmp_path: Path) -> None:
+def test_a_fifo_in_place_of_a_vector_file_is_never_waited_on_and_is_replaced(tmp_path: Path) -> None:
     media = tmp_path / "media"
     write_wav(media / "a.wav", seconds=1.0, freq=440)
     write_wav(media / "b.wav", seconds=1.0, freq=880)
     library = tmp_path / "lib"
     assert run_cli("index", media, "--space", TINY_IMAGEBIND, "--library", library).returncode == 0
-    (index_file,) = (library / "index").glob("audio-g*.faiss")
-    index_file.unlink()
-    fifo(index_file)
+    vector_file = library / "vectors" / "audio.f32"
+    vector_file.unlink()
+    fifo(vector_file)
     done = run_cli("query", "--audio", media / "a.wav", "--library", library, "--json")
+    assert done.returncode == 0, done.stderr  # answered (with nothing), not blocked on the FIFO
+    assert json.loads(done.stdout) == [] and "damaged on disk" in done.stderr
+    done = run_cli("index", media, "--library", library, "--json")
     assert done.returncode == 0, done.stderr
+    assert f"vector file {vector_file} is a FIFO (named pipe), not a regular file" in done.stderr
+    assert vector_file.is_file() and (library / "vectors" / "audio.f32.damaged").is_fifo()
+    done = run_cli("query", "--audio", media / "a.wav", "--library", library, "--json")
     assert json.loads(done.stdout)[0]["path"] == str(media / "a.wav")
-    assert index_file.is_file()  # the FIFO was replaced by the rebuilt index
 
 
 def test_every_loader_refuses_a_fifo_at_open(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from bindsearch.cli.app import app
 from helpers import REPO, copy_examples, draw_image, write_wav
+from old_schemas import to_schema_3
 from typer.testing import CliRunner
 
 import bindsearch
@@ -261,12 +262,13 @@ def test_a_schema_2_library_is_migrated_and_its_durations_read_on_the_next_run(t
     draw_image(media / "p.png", seed=1)
     with bindsearch.open_library(lib_path, space, create=True) as lib:
         lib.index([media], workers=0)
+    to_schema_3(lib_path)
     with sqlite3.connect(lib_path / "library.sqlite") as db:
         db.execute("DROP TABLE tags")
         db.execute("ALTER TABLE items DROP COLUMN duration")
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     with bindsearch.open_library(lib_path) as lib:
-        assert lib.info().schema_version == SCHEMA_VERSION == 3
+        assert lib.info().schema_version == SCHEMA_VERSION == 4
         assert len(lib.search([QueryTerm.text("x")], k=5)) == 2
         assert lib.search([QueryTerm.text("x")], k=5, filters=Filters(min_duration=1.0)) == []  # not known yet
         report = lib.index([media], workers=0)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 from helpers import REPO, draw_image, write_video, write_wav
+from old_schemas import to_schema_3
 
 import bindsearch
 from bindsearch.library.schema import SCHEMA_VERSION
@@ -119,14 +120,17 @@ def noise_with_tones(seconds: float, seed: int) -> np.ndarray:
 
 
 def stored_windows(library_path: Path) -> dict[str, list[tuple[float, float, np.ndarray]]]:
+    """Every window's (start, end, vector), read from the database and the vector files as they lie on disk."""
     with sqlite3.connect(library_path / "library.sqlite") as db:
+        dim = int(db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()[0])
         rows = db.execute(
-            "SELECT items.path, items.modality, windows.start, windows.end, windows.data FROM windows "
+            "SELECT items.path, items.modality, windows.start, windows.end, windows.slot FROM windows "
             "JOIN items ON items.id = windows.item_id ORDER BY items.path, items.modality, windows.start"
         ).fetchall()
     out: dict[str, list] = {}
-    for path, modality, start, end, data in rows:
-        out.setdefault(f"{os.fsdecode(path)}:{modality}", []).append((start, end, np.frombuffer(data, "<f4")))
+    for path, modality, start, end, slot in rows:
+        data = np.fromfile(library_path / "vectors" / f"{modality}.windows.f32", dtype="<f4", offset=4096)
+        out.setdefault(f"{os.fsdecode(path)}:{modality}", []).append((start, end, data.reshape(-1, dim)[slot]))
     return out
 
 
@@ -220,6 +224,7 @@ def test_a_schema_1_library_is_migrated_and_its_long_audio_cut_on_the_next_run(t
     with bindsearch.open_library(lib_path, space, create=True) as lib:
         lib.index([media], windows=OFF)
     # Back to how schema 1 stored it: no windows table, no window_count column.
+    to_schema_3(lib_path)
     with sqlite3.connect(lib_path / "library.sqlite") as db:
         db.execute("DROP TABLE windows")
         db.execute("DROP TABLE tags")  # and nothing of schema 3

@@ -1,11 +1,35 @@
 """Vector index engines behind one interface: exact (flat) for small sets, IVF-RaBitQ with an exact
-re-rank above, chosen by size (``choose``), tuned in ``defaults``."""
+re-rank above, chosen by size (``choose``), tuned in ``defaults``.
 
-from .approximate import ApproximateIndex
-from .base import Fetch, IndexStats, VectorIndex
-from .choose import build_index, engine_for, load_index, should_rebuild
-from .defaults import IvfParams, ivf_params
-from .flat import FlatIndex, search_ids
+The names below load on first use: the engines import FAISS, which a process that only reads a
+library's records (a no-op index run, ``info`` of counts) never needs, while ``idsets`` and
+``defaults`` need none of it.
+"""
 
-__all__ = ["ApproximateIndex", "Fetch", "FlatIndex", "IndexStats", "IvfParams", "VectorIndex", "build_index",
-           "engine_for", "ivf_params", "load_index", "search_ids", "should_rebuild"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "ApproximateIndex": "approximate",
+    "Fetch": "base",
+    "IndexStats": "base",
+    "VectorIndex": "base",
+    "build_index": "choose",
+    "engine_for": "choose",
+    "load_index": "choose",
+    "should_rebuild": "choose",
+    "IvfParams": "defaults",
+    "ivf_params": "defaults",
+    "FlatIndex": "flat",
+    "search_ids": "flat",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

@@ -1,8 +1,10 @@
-"""The approximate engine: IVF with 1-bit RaBitQ codes, re-ranked exactly, plus an exact tail.
+"""The approximate engine: IVF with RaBitQ codes (1 to 4 bits a dimension), re-ranked exactly, plus an
+exact tail.
 
 What it holds:
 
-- ``built``: the IVF-RaBitQ index of the last build (136 bytes a 1024-d vector), with its sorted ids;
+- ``built``: the IVF-RaBitQ index of the last build (136 bytes a 1024-d vector at 1 bit), with its sorted
+  ids;
 - ``removed``: tombstones, ids of the build removed since (or given a new vector): an IVF list cannot
   lose a code cheaply, so they stay in the codes, are kept out of every search by a selector, and go at
   the next build;
@@ -72,6 +74,9 @@ class ApproximateIndex(VectorIndex):
         self.removed = removed if removed is not None else np.zeros(0, np.int64)  # sorted, within built_ids
         self.tail = tail if tail is not None else Tail(dim)
         self.built_at, self.expected_recall = built_at, expected_recall
+        # The caller's version of each built vector (aligned with ``built_ids``), saved with the codes: what a
+        # caller compares with its own records to tell which codes are out of date. None: not kept.
+        self.versions: np.ndarray | None = None
         self._live: IdLookup | None = None  # the live ids, until they change
         self._built: IdLookup | None = None
         self._lists: np.ndarray | None = None
@@ -85,7 +90,7 @@ class ApproximateIndex(VectorIndex):
         check_distinct(ids)
         if ids.size == 0:
             raise ValueError("an approximate index needs vectors to train on")
-        params = params or ivf_params(ids.size)
+        params = params or ivf_params(ids.size, dim)
         if params.nlist > ids.size:
             raise ValueError(f"{ids.size} vectors are too few for {params.nlist} lists")
         built = train(dim, params, ids, fetch)
@@ -237,6 +242,8 @@ class ApproximateIndex(VectorIndex):
             sections.array("removed", self.removed)
             sections.array("tail_ids", self.tail.ids)
             sections.array("tail_vectors", self.tail.vectors)
+            if self.versions is not None:
+                sections.array("versions", np.ascontiguousarray(self.versions, dtype=np.int64))
             sections.finish({"format": _FORMAT, "kind": self.kind, "dim": self.dim, "params": self.params.to_dict(),
                              "built_at": self.built_at, "expected_recall": self.expected_recall})
 
@@ -259,6 +266,7 @@ class ApproximateIndex(VectorIndex):
             removed = sections.array("removed", np.int64)
             tail_ids = sections.array("tail_ids", np.int64)
             tail_vectors = sections.array("tail_vectors", np.float32, dim)
+            versions = sections.array("versions", np.int64) if sections.has("versions") else None
         if not isinstance(built, faiss.IndexIVFRaBitQ) or built.d != dim or built.nlist != params.nlist:
             raise ValueError(f"the file's codes are not an IVF-RaBitQ index of dimension {dim}")
         if built.ntotal != built_ids.size or tail_vectors.shape[0] != tail_ids.size:
@@ -266,9 +274,13 @@ class ApproximateIndex(VectorIndex):
         if not (_ascending(built_ids) and _ascending(removed) and in_sorted(removed, built_ids).all()
                 and np.unique(tail_ids).size == tail_ids.size):
             raise ValueError("the file's id lists are inconsistent")
+        if versions is not None and versions.size != built_ids.size:
+            raise ValueError("the file's versions do not match its vectors")
         tail = Tail(dim, tail_ids, tail_vectors)
-        return cls(dim, fetch, params, built, built_ids, removed, tail, meta.get("built_at"),
-                   meta.get("expected_recall"))
+        index = cls(dim, fetch, params, built, built_ids, removed, tail, meta.get("built_at"),
+                    meta.get("expected_recall"))
+        index.versions = versions
+        return index
 
 
 def _ascending(ids: np.ndarray) -> bool:

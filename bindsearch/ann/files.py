@@ -151,6 +151,9 @@ class SectionReader:
             if start < 0 or count < 0 or start + count > end:
                 raise ValueError(f"the file's section {name!r} is out of bounds")
 
+    def has(self, name: str) -> bool:
+        return name in self._sections
+
     def _find(self, name: str) -> tuple[int, int]:
         if name not in self._sections:
             raise ValueError(f"the file has no {name!r} section")

@@ -68,7 +68,8 @@ class FlatIndex(VectorIndex):
     def remove(self, ids: np.ndarray) -> None:
         ids = as_ids(ids)
         if ids.size and self.size:
-            self.index.remove_ids(Selection(ids).selector)
+            selection = Selection(ids)  # held here: the selector reads its arrays until remove_ids returns
+            self.index.remove_ids(selection.selector)
             self._sorted = None
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:

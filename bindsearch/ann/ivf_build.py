@@ -60,7 +60,8 @@ def train(dim: int, params: IvfParams, ids: np.ndarray, fetch: Fetch) -> object:
     ``IndexIVF.train`` keeps copies of every residual of the sample (measured: 64 MB above a 49 MB sample,
     against 16 MB this way).
     """
-    index = faiss.index_factory(dim, f"IVF{params.nlist},RaBitQ", faiss.METRIC_INNER_PRODUCT)
+    codes = "RaBitQ" if params.bits == 1 else f"RaBitQ{params.bits}"
+    index = faiss.index_factory(dim, f"IVF{params.nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
     index.qb = params.qb
     sample_ids = np.sort(ids[spread(ids.size, params.train_size)])
     sample = fetched(fetch, sample_ids, dim)

@@ -1,4 +1,5 @@
-"""Reading a library's items, windows and tags from SQLite: what the indexer and searches ask of it."""
+"""Reading a library's items, windows and tags from SQLite, and their vectors from the vector files: what the
+indexer and searches ask of it."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from sqlalchemy import Engine, func, select
 
 from ..errors import UsageError
 from ..modality import Modality
-from ..vectors import from_blobs
 from ..windows import WINDOWED
 from .records import FileError, StoredItem, StoredWindow
-from .schema import STATUS_FAILED, STATUS_OK, Item, Vector, Window
+from .schema import STATUS_FAILED, STATUS_OK, Item, Window
 from .selection import under
+from .slot_map import SlotMap
 
 if TYPE_CHECKING:
     from ..filters import Filters
+    from .vector_stores import VectorStores
 
 
 class ItemStore:
@@ -28,6 +30,7 @@ class ItemStore:
 
     _engine: Engine
     dim: int  # (a property of the library)
+    vectors: VectorStores
 
     def counts(self) -> dict[Modality, int]:
         """Number of embedded items per modality."""
@@ -100,8 +103,7 @@ class ItemStore:
         modality that has windows, so that a copy gets its windows too.
         """
         query = (
-            select(Item.id, Vector.data, Item.duration)
-            .join(Vector, Vector.item_id == Item.id)
+            select(Item.id, Item.slot, Item.duration)
             .where(Item.content_hash == content_hash, Item.modality == modality.value, Item.status == STATUS_OK)
         )
         if modality in WINDOWED:
@@ -110,28 +112,24 @@ class ItemStore:
             row = conn.execute(query.limit(1)).first()
         if row is None:
             return None
-        return row[0], from_blobs([row[1]], self.dim)[0], row[2]
+        return row[0], self.vectors.read((modality, False), [row[1]])[0], row[2]
 
     def stored_vectors(self, modality: Modality, windows: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of every embedded item of ``modality`` (or of its windows), read from SQLite."""
+        """(ids ascending, vectors) of every embedded item of ``modality`` (or of its windows), all in memory."""
+        slots = self.slot_map(modality, windows)
+        return slots.ids, self.vectors.read((modality, windows), slots.slots)
+
+    def slot_map(self, modality: Modality, windows: bool = False) -> SlotMap:
+        """Id, slot and CRC-32 of every stored vector of ``modality`` (of its windows with ``windows``)."""
         if windows:
-            query = (
-                select(Window.id, Window.data)
-                .join(Item, Window.item_id == Item.id)
-                .where(Item.modality == modality.value)
-                .order_by(Window.id)
-            )
+            query = (select(Window.id, Window.slot, Window.crc).join(Item, Window.item_id == Item.id)
+                     .where(Item.modality == modality.value).order_by(Window.id))
         else:
-            query = (
-                select(Item.id, Vector.data)
-                .join(Vector, Vector.item_id == Item.id)
-                .where(Item.modality == modality.value, Item.status == STATUS_OK)
-                .order_by(Item.id)
-            )
+            query = (select(Item.id, Item.slot, Item.crc)
+                     .where(Item.modality == modality.value, Item.status == STATUS_OK).order_by(Item.id))
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        return ids, from_blobs([r[1] for r in rows], self.dim)
+        return SlotMap.from_rows([tuple(r) for r in rows])
 
     def stored_item_vector(self, ref: int | str) -> tuple[list[int], np.ndarray]:
         """The stored vector of the item ``ref`` names (an id, or an indexed file's path), and the ids of
@@ -160,20 +158,22 @@ class ItemStore:
                 if own is not None and row[2] == own.value:
                     chosen = row  # a video's own item rather than its soundtrack's
             same_file = conn.execute(select(Item.id).where(Item.path == chosen[1])).scalars().all()
-            digest = conn.execute(select(Item.content_hash).where(Item.id == chosen[0])).scalar()
+            digest, slot = conn.execute(select(Item.content_hash, Item.slot).where(Item.id == chosen[0])).one()
             if digest is not None:
                 same_file += conn.execute(select(Item.id).where(Item.content_hash == digest)).scalars().all()
-            data = conn.execute(select(Vector.data).where(Vector.item_id == chosen[0])).scalar_one()
-        return sorted(set(same_file)), from_blobs([data], self.dim)[0]
+        return sorted(set(same_file)), self.vectors.read((Modality(chosen[2]), False), [slot])[0]
 
     def windows_of(self, item_id: int, with_ids: bool = False) -> list[tuple]:
         """(start, end, vector) of an item's time windows, in time order; (id, start, end, vector) ``with_ids``."""
         with self._engine.connect() as conn:
+            modality = conn.execute(select(Item.modality).where(Item.id == item_id)).scalar()
             rows = conn.execute(
-                select(Window.id, Window.start, Window.end, Window.data)
+                select(Window.id, Window.start, Window.end, Window.slot)
                 .where(Window.item_id == item_id).order_by(Window.start)
             ).all()
-        vectors = from_blobs([r[3] for r in rows], self.dim)
+        if not rows:
+            return []
+        vectors = self.vectors.read((Modality(modality), True), [r[3] for r in rows])
         if with_ids:
             return [(r[0], r[1], r[2], v) for r, v in zip(rows, vectors)]
         return [(r[1], r[2], v) for r, v in zip(rows, vectors)]

@@ -22,11 +22,12 @@ from ..windows import WindowSettings
 from .database import read_only_engine, sql_reason, sqlite_engine
 from .disk_space import disk_full_message, disk_is_full
 from .lock import WriterLock
-from .migrations import migrate
+from .migrations import migrate, reclaim_vector_space
 from .read_only import refuse, why_read_only
-from .records import DB_FILE, INDEX_DIR, LOCK_FILE
-from .schema import SCHEMA_VERSION, Base, Item, Meta, Vector
+from .records import DB_FILE, INDEX_DIR, LOCK_FILE, VECTOR_DIR
+from .schema import SCHEMA_VERSION, Base, Item, Meta
 from .soundness import CHECKED_KEY, check_stored_vectors
+from .vector_stores import VectorStores
 from .writer import _bump_generation
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ def open_library(
                 migrate(conn, found, str(folder))
                 conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION)))
                 meta["schema_version"] = str(SCHEMA_VERSION)
+        if found < 4 <= SCHEMA_VERSION:
+            reclaim_vector_space(engine, folder)
     except (DatabaseError, OperationalError) as exc:
         engine.dispose()
         if disk_is_full(exc, folder):  # SQLite needs room for its journal even to read
@@ -170,7 +173,7 @@ def create_library(cls: type[L], folder: Path, space: Space) -> L:
 
 def _holds_no_vectors(library: LibraryStore) -> bool:
     with library._engine.connect() as conn:
-        return conn.execute(select(Vector.item_id).limit(1)).first() is None
+        return conn.execute(select(Item.id).where(Item.slot.is_not(None)).limit(1)).first() is None
 
 
 def _rebind(library: LibraryStore, space: Space) -> None:
@@ -184,9 +187,12 @@ def _rebind(library: LibraryStore, space: Space) -> None:
         conn.execute(delete(Item))
         for key, value in values.items():
             conn.execute(update(Meta).where(Meta.key == key).values(value=value))
-    for old in glob.glob(str(library.path / INDEX_DIR / "*.faiss")):
+    for old in glob.glob(str(library.path / INDEX_DIR / "*")) + glob.glob(str(library.path / VECTOR_DIR / "*")):
         os.unlink(old)
+    library.vectors.close()
+    library.indexes.loaded.clear()
     library._meta.update(values)
+    library.vectors = VectorStores(library.path, space.dim)
     library._space = space
     log.info("library %s held no vectors yet: it now uses space %s", library.path, space.name)
 

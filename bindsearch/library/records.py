@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..modality import Modality
+
+if TYPE_CHECKING:  # (the ann package loads FAISS, which a no-op index run never needs)
+    from ..ann.base import IndexStats
 
 DB_FILE = "library.sqlite"
 INDEX_DIR = "index"
@@ -18,6 +21,15 @@ class FileError:
 
     path: str
     reason: str
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What ``info`` shows of one index: its name (``image``, ``audio.windows``) and its engine's stats."""
+
+    name: str
+    stats: IndexStats
+    file_bytes: int  # of its saved file; 0 for an exact index, which has none
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,8 @@ class LibraryInfo:
     tags: dict[str, int] = field(default_factory=dict)
     # Why this process cannot change the library (it can still search it), or None.
     read_only: str | None = None
+    # Per index that holds vectors: its engine (exact or approximate), size, last build, expected recall.
+    indexes: list[IndexInfo] = field(default_factory=list)
 
 
 class StoredItem(NamedTuple):
@@ -67,3 +81,21 @@ class StoredWindow(NamedTuple):
     item_id: int
     start: float
     end: float
+
+
+VECTOR_DIR = "vectors"
+
+
+def index_name(modality: Modality, windows: bool = False) -> str:
+    """What names an index and its vector file: ``audio`` for whole items, ``audio.windows`` for their windows."""
+    return f"{modality.value}.windows" if windows else modality.value
+
+
+def generation_key(modality: Modality, windows: bool = False) -> str:
+    """The meta key counting the commits that changed this index."""
+    return f"generation:{index_name(modality, windows)}"
+
+
+def build_key(modality: Modality, windows: bool = False) -> str:
+    """The meta key counting the builds of this index's file: a process holding an older build loads the new."""
+    return f"build:{index_name(modality, windows)}"

@@ -13,7 +13,7 @@ from ..modality import Modality
 from .tags import items_at
 
 if TYPE_CHECKING:
-    from .library import LibraryWriter
+    from .writer import LibraryWriter
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""The SQLite schema of a library: items, their vectors and tags, time windows, and key/value metadata."""
+"""The SQLite schema of a library: items and their tags, time windows, and key/value metadata.
+
+Vectors live in the vector files beside the database (``vector_store``): an embedded item or window
+keeps the slot of its row there and the row's CRC-32.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump when the tables change, and add a step to MIGRATIONS in migrations.py.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -85,21 +89,16 @@ class Item(Base):
     # Length in seconds of an audio or video item: NULL for the other modalities and until it is
     # read, UNKNOWN_DURATION when the file's headers do not tell it.
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)
-
-
-class Vector(Base):
-    """An item's unit vector as little-endian float32 bytes: the source every FAISS index is rebuilt from."""
-
-    __tablename__ = "vectors"
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    # An embedded item's row in its modality's vector file, and that row's CRC-32: NULL for the others.
+    slot: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    crc: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Window(Base):
-    """One time window of a long audio or video item, and its unit vector (as in ``vectors``).
+    """One time window of a long audio or video item, and where its unit vector is stored.
 
-    Window ids are their own sequence: each modality's windows have a FAISS
-    index of their own, beside the index of whole items.
+    Window ids are their own sequence: each modality's windows have a vector file
+    and an index of their own, beside those of whole items.
     """
 
     __tablename__ = "windows"
@@ -109,7 +108,8 @@ class Window(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     start: Mapped[float] = mapped_column(Float)  # seconds from the start of the file
     end: Mapped[float] = mapped_column(Float)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    slot: Mapped[int] = mapped_column(Integer)  # its row in the modality's windows vector file
+    crc: Mapped[int] = mapped_column(Integer)
 
 
 class Tag(Base):
@@ -120,3 +120,16 @@ class Tag(Base):
 
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
+def bump_counter(conn: Any, key: str) -> int:
+    """Add one to the counter ``key`` of the meta table (created at 1), inside the caller's transaction;
+    the new value."""
+    from sqlalchemy import select, update
+
+    current = conn.execute(select(Meta.value).where(Meta.key == key)).scalar()
+    if current is None:
+        conn.execute(Meta.__table__.insert().values(key=key, value="1"))
+        return 1
+    conn.execute(update(Meta).where(Meta.key == key).values(value=str(int(current) + 1)))
+    return int(current) + 1

@@ -17,7 +17,7 @@ from ..vectors import is_usable, usable_rows
 from ..windows import WINDOWED
 from .disk_space import disk_is_full
 from .lock import WriterLock
-from .schema import STATUS_FAILED, STATUS_OK, Item, Meta, Vector, Window
+from .schema import STATUS_FAILED, Item, Meta, Window
 
 log = logging.getLogger("bindsearch")
 
@@ -35,45 +35,50 @@ def unusable_problem(vector: np.ndarray, windows: Sequence[tuple[float, float, n
     return None
 
 
+# The reason a stored item gets when its vector's row (or one of its windows') is damaged on disk.
+DAMAGED_STORED = ("its stored embedding was damaged on disk (its checksum does not match): "
+                  "the next index run reads the file again")
+
 # Set in the meta table once every stored vector has been checked, so that later opens need not read them.
 CHECKED_KEY = "vectors_checked"
 _CHUNK = 4096
 
-_ITEM_VECTORS_SQL = (
-    "SELECT items.id, items.modality, vectors.data FROM vectors JOIN items ON items.id = vectors.item_id "
-    "WHERE items.status = ?"
-)
-_WINDOW_VECTORS_SQL = (
-    "SELECT items.id, items.modality, windows.data FROM windows JOIN items ON items.id = windows.item_id"
-)
 
-
-def find_unusable(raw: Any, dim: int) -> dict[int, str]:
+def find_unusable(library: Any) -> dict[int, str]:
     """Items whose stored vector, or one of whose windows' vectors, is unusable: item id -> modality value.
 
-    ``raw`` is a DB-API connection; rows are read a chunk at a time, so a big library never sits in memory.
+    Vectors are read a chunk at a time from the vector files, so a big library never sits in memory; a row
+    the vector file does not hold counts as unusable.
     """
+    from ..errors import VectorFileError
+
     bad: dict[int, str] = {}
-    cursor = raw.cursor()
-    try:
-        for sql, args in ((_ITEM_VECTORS_SQL, (STATUS_OK,)), (_WINDOW_VECTORS_SQL, ())):
-            cursor.execute(sql, args)
-            while rows := cursor.fetchmany(_CHUNK):
-                bad.update((item_id, modality) for item_id, modality in _unusable_in(rows, dim))
-    finally:
-        cursor.close()
+    for modality in Modality:
+        for windows in (False, True) if modality in WINDOWED else (False,):
+            key = (modality, windows)
+            slots = library.slot_map(*key)
+            if not slots.size:
+                continue
+            owners = _owners(library, slots.ids) if windows else slots.ids
+            try:
+                chunks = library.vectors.chunks(key, slots.slots, _CHUNK)
+                for begin, vectors in zip(range(0, slots.size, _CHUNK), chunks):
+                    unusable = ~usable_rows(vectors)
+                    bad.update((int(i), modality.value) for i in owners[begin : begin + _CHUNK][unusable])
+            except VectorFileError:
+                bad.update((int(i), modality.value) for i in owners)
     return bad
 
 
-def _unusable_in(rows: Sequence[tuple[int, str, bytes]], dim: int) -> list[tuple[int, str]]:
-    sized = [len(r[2]) == 4 * dim for r in rows]
-    wrong = [(r[0], r[1]) for r, ok in zip(rows, sized) if not ok]  # a blob of another length cannot be searched
-    good_rows = [r for r, ok in zip(rows, sized) if ok]
-    if not good_rows:
-        return wrong
-    vectors = np.frombuffer(b"".join(r[2] for r in good_rows), dtype="<f4").reshape(len(good_rows), dim)
-    usable = usable_rows(vectors)
-    return wrong + [(r[0], r[1]) for r, ok in zip(good_rows, usable) if not ok]
+def _owners(library: Any, window_ids: np.ndarray) -> np.ndarray:
+    """The item id of each window id (aligned)."""
+    owner: dict[int, int] = {}
+    ids = [int(i) for i in window_ids]
+    with library._engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            owner.update(conn.execute(select(Window.id, Window.item_id).where(Window.id.in_(chunk))).all())
+    return np.array([owner[i] for i in ids], dtype=np.int64)
 
 
 def check_stored_vectors(library: Any, bump_generation: Callable[[Any, Modality, bool], None]) -> None:
@@ -93,11 +98,7 @@ def check_stored_vectors(library: Any, bump_generation: Callable[[Any, Modality,
         except (LibraryLockedError, OSError):
             lock = None
     try:
-        raw = library._engine.raw_connection()
-        try:
-            bad = find_unusable(raw, library.dim)
-        finally:
-            raw.close()
+        bad = find_unusable(library)
         repaired = False
         if lock is not None:
             try:
@@ -123,14 +124,14 @@ def check_stored_vectors(library: Any, bump_generation: Callable[[Any, Modality,
                     library.path, _items(len(bad)), _example(library, bad), why)
 
 
-def _mark_failed(conn: Any, bad: dict[int, str], bump_generation: Callable[[Any, Modality, bool], None]) -> None:
+def _mark_failed(conn: Any, bad: dict[int, str], bump_generation: Callable[[Any, Modality, bool], None],
+                 reason: str = UNUSABLE_STORED) -> None:
     ids = list(bad)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         conn.execute(delete(Window).where(Window.item_id.in_(chunk)))
-        conn.execute(delete(Vector).where(Vector.item_id.in_(chunk)))
         conn.execute(update(Item).where(Item.id.in_(chunk)).values(
-            status=STATUS_FAILED, error=UNUSABLE_STORED, content_hash=None, window_count=None,
+            status=STATUS_FAILED, error=reason, content_hash=None, window_count=None, slot=None, crc=None,
             mtime_ns=-1))  # no file has this mtime: the next index run reads it again, as changed
     for modality in {Modality(m) for m in bad.values()}:
         bump_generation(conn, modality, False)
@@ -166,35 +167,55 @@ def _example(library: Any, bad: dict[int, str]) -> str:
     return f"{path}{more}"
 
 
-# How many of a loaded index's vectors are compared with SQLite: enough to catch ids shuffled or taken
-# from another library, few enough to cost nothing beside loading the file.
-INDEX_SAMPLE = 32
-
-
-def index_disagreement(conn: Any, index: Any, modality: Modality, windows: bool) -> str | None:
-    """Why a loaded VectorIndex does not hold what SQLite holds, from a sample of its (id, vector) pairs;
-    None when the sample agrees."""
-    import faiss
-
-    from ..vectors import evenly_spaced
-
-    if index.size == 0:
-        return None
-    positions = evenly_spaced(index.size, INDEX_SAMPLE)
-    ids = faiss.vector_to_array(index.index.id_map)[positions].astype(np.int64)
-    wanted = [int(i) for i in ids]
+def vectors_damaged(library: Any, key: tuple[Modality, bool], ids: np.ndarray) -> None:
+    """Vectors of one index (item or window ids) found damaged on disk: their items are marked failed, to be
+    embedded again by the next index run, and left out of this process's indexes meanwhile."""
+    modality, windows = key
+    item_ids = _owners(library, ids) if windows else np.asarray(ids, dtype=np.int64)
+    bad = {int(i): modality.value for i in item_ids}
+    _drop_in_memory(library, bad)
     if windows:
-        query = (select(Window.id, Window.data).join(Item, Window.item_id == Item.id)
-                 .where(Window.id.in_(wanted), Item.modality == modality.value))
+        for window_id in ids:
+            library.indexes.dropped.setdefault(key, set()).add(int(window_id))
+    marked = False
+    if not getattr(library, "read_only", None):
+        lock = WriterLock(os.path.join(library.path, "write.lock"), str(library.path))
+        try:
+            with lock, library._engine.begin() as conn:
+                _mark_failed(conn, bad, _bump, DAMAGED_STORED)
+            marked = True
+        except (LibraryLockedError, OSError, OperationalError, DatabaseError):
+            pass
+    log.warning("library %s: %s of %s had stored embeddings damaged on disk (%s): %s",
+                library.path, _items(len(bad)), modality.value, _example(library, bad),
+                "marked failed, to be read again by the next index run" if marked
+                else "left out of searches until the library can be repaired")
+
+
+def vector_file_unusable(library: Any, key: tuple[Modality, bool], problem: str) -> None:
+    """A vector file the writer cannot append to (not a regular file, not one of this library's): every item
+    with a row in it is marked failed, to be embedded again by the next index run, and the file is set aside
+    as ``<name>.f32.damaged`` so that a new one starts. Only under the writer lock."""
+    modality, windows = key
+    if windows:
+        owners = (select(Window.item_id).join(Item, Item.id == Window.item_id)
+                  .where(Item.modality == modality.value, Window.slot.is_not(None)).distinct())
     else:
-        query = (select(Vector.item_id, Vector.data).join(Item, Vector.item_id == Item.id)
-                 .where(Vector.item_id.in_(wanted), Item.modality == modality.value, Item.status == STATUS_OK))
-    stored = {int(i): data for i, data in conn.execute(query)}
-    flat = index.index.index  # the vectors in insertion order, beside the id map
-    for position, vector_id in zip(positions, wanted):
-        data = stored.get(vector_id)
-        if data is None:
-            return f"it holds id {vector_id}, which the library does not"
-        if np.asarray(flat.reconstruct(int(position)), dtype="<f4").tobytes() != data:
-            return f"its vector of id {vector_id} is not the library's"
-    return None
+        owners = select(Item.id).where(Item.modality == modality.value, Item.slot.is_not(None))
+    with library._engine.begin() as conn:
+        bad = {int(i): modality.value for i in conn.execute(owners).scalars()}
+        if bad:
+            _mark_failed(conn, bad, _bump, DAMAGED_STORED)
+    aside = library.vectors.set_aside(key)
+    for other in ((modality, False), (modality, True)):
+        library.indexes.forget(other)
+    lost = f"; {_items(len(bad))} with vectors in it marked failed, to be read again by the next index run" \
+        if bad else ""
+    log.warning("library %s: %s%s; the file is kept as %s", library.path, problem, lost, aside)
+
+
+def _bump(conn: Any, modality: Modality, windows: bool) -> None:
+    from .records import generation_key
+    from .schema import bump_counter
+
+    bump_counter(conn, generation_key(modality, windows))

@@ -1,9 +1,11 @@
-"""A library: one folder with the SQLite metadata and one FAISS index per modality, bound to a space.
+"""A library: one folder with the SQLite metadata, one vector file and one index per modality, bound to a
+space.
 
 ``LibraryStore`` ties the parts together: the item store (``item_store``: items, windows and tags in
-SQLite, the source of truth), the index manager (``index_manager``: which FAISS index answers for each
-modality), and the writer (``writer``: batches committed atomically under the writer lock). The
-operations that take a library (indexing, searching, labelling) live above it, in ``bindsearch.api``.
+SQLite, the source of truth), the vector files (``vector_stores``: every vector once, at full precision),
+the index manager (``index_manager``: which index answers for each modality), and the writer
+(``writer``: batches committed atomically under the writer lock). The operations that take a library
+(indexing, searching, labelling) live above it, in ``bindsearch.api``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,18 +31,19 @@ from ..spaces.registry import space_from_spec
 from ..windows import WINDOWED, WindowSettings
 from .database import sql_reason
 from .disk_space import disk_full_message, disk_is_full
-from .index_manager import IndexManager
 from .integrity import damaged, refuse_if_damaged
 from .item_store import ItemStore
 from .lock import WriterLock
 from .opening import open_library
 from .read_only import refuse
-from .records import INDEX_DIR, LOCK_FILE, LibraryInfo
+from .records import INDEX_DIR, LOCK_FILE, VECTOR_DIR, IndexInfo, LibraryInfo
 from .schema import Item, Meta, Window
-from .vector_index import VectorIndex
-from .writer import LibraryWriter, _bump_generation, _index_name
+from .vector_stores import VectorStores
+from .writer import LibraryWriter, _bump_generation
 
 if TYPE_CHECKING:
+    from ..ann.base import VectorIndex
+    from .index_manager import IndexManager
     from .remove import RemovedItem
     from .tags import TaggedItem
 
@@ -51,12 +55,13 @@ S = TypeVar("S", bound="LibraryStore")
 class LibraryStore(ItemStore):
     """A searchable collection of embedded media; open it with ``open``.
 
-    SQLite (``library.sqlite``) is the source of truth: one row per item and
-    its vector. Each modality's FAISS index (``index/<modality>-g<N>.faiss``)
-    is a cache of those vectors named after the generation it reflects; one
-    that is missing, stale or corrupt is rebuilt from SQLite on first use.
-    The time windows of long audio and video have indexes of their own
-    (``index/<modality>.windows-g<N>.faiss``), kept the same way.
+    SQLite (``library.sqlite``) is the source of truth: one row per item,
+    pointing at its vector's row in ``vectors/<modality>.f32``. Each
+    modality's index is built from those vectors: exact ones in memory when
+    first used, approximate ones saved as ``index/<modality>.ivf``; one that
+    is missing or unusable is built again on first use. The time windows of
+    long audio and video have vector files and indexes of their own
+    (``<modality>.windows``), kept the same way.
     """
 
     def __init__(self, path: Path, engine: Engine, meta: dict[str, str], space: Space | None,
@@ -67,7 +72,15 @@ class LibraryStore(ItemStore):
         self._space = space
         # Why this process cannot write the library, or None: searches work, changes are refused.
         self.read_only = read_only
-        self.indexes = IndexManager(self)
+        self.vectors = VectorStores(path, int(meta["dim"]))
+
+    @cached_property
+    def indexes(self) -> IndexManager:
+        """The loaded indexes; made on first use, as the engines load FAISS, which a process that reads only
+        the records (a no-op index run) never needs."""
+        from .index_manager import IndexManager
+
+        return IndexManager(self)
 
     @classmethod
     def open(
@@ -90,7 +103,9 @@ class LibraryStore(ItemStore):
 
     def close(self) -> None:
         """Release the database connections. The library must not be used afterwards."""
-        self.indexes.loaded.clear()
+        if "indexes" in self.__dict__:
+            self.indexes.loaded.clear()
+        self.vectors.close()
         self._engine.dispose()
 
     def __enter__(self) -> LibraryStore:
@@ -130,13 +145,29 @@ class LibraryStore(ItemStore):
 
     # -- the indexes ----------------------------------------------------------------
 
-    def vector_index(self, modality: Modality, windows: bool = False) -> VectorIndex:
-        """The FAISS index of ``modality`` (of its windows with ``windows``), loaded once; see ``IndexManager``."""
-        return self.indexes.get(modality, windows)
+    def vector_index(self, modality: Modality, windows: bool = False, exact: bool = False) -> VectorIndex:
+        """The index of ``modality`` (of its windows with ``windows``), loaded once; see ``IndexManager``.
+        ``exact``: one that answers exactly whatever the engine (slower above the exact limit)."""
+        return self.indexes.exact(modality, windows) if exact else self.indexes.get(modality, windows)
+
+    def index_info(self) -> list[IndexInfo]:
+        """Per index that holds vectors: its engine, size, last build and expected recall."""
+        return self.indexes.info()
+
+    def optimize(self) -> list[IndexInfo]:
+        """Build now the approximate indexes that are due (an ``index`` run does so when it ends); the
+        indexes after."""
+        with self.writer(kept="every index built before is kept"):
+            for modality in self.modalities_with_vectors():
+                for windows in (False, True) if modality in WINDOWED else (False,):
+                    if self.vector_index(modality, windows).size:
+                        self.indexes.builder.maintain((modality, windows), final=True, force=True)
+        return self.index_info()
 
     def refresh(self) -> None:
-        """Forget the loaded indexes another process has changed since: every search starts with this."""
-        self.indexes.refresh()
+        """Bring the loaded indexes up to what other processes committed since: every search starts with this."""
+        if "indexes" in self.__dict__:  # (none loaded yet: nothing can be behind)
+            self.indexes.refresh()
 
     def reference_sample(self, modality: Modality, size: int = 512) -> np.ndarray:
         """Vectors of ``modality`` that calibration measures a query against (items' and windows')."""
@@ -177,9 +208,11 @@ class LibraryStore(ItemStore):
                     _bump_generation(conn, modality, windows=True)
         self._meta["windows"] = value
         if not settings.enabled:
-            for modality in WINDOWED:
-                self.indexes.forget((modality, True))
-                for old in glob.glob(str(self.path / INDEX_DIR / f"{_index_name(modality, True)}-g*.faiss")):
+            for modality in WINDOWED:  # nothing points at their vectors any more
+                key = (modality, True)
+                self.indexes.forget(key)
+                self.vectors.forget(key)
+                for old in (self.indexes.builder.index_file(key), str(self.vectors.path(key))):
                     try:
                         os.unlink(old)
                     except OSError:
@@ -250,6 +283,7 @@ class LibraryStore(ItemStore):
             windows=windows,
             tags=tags,
             read_only=self.read_only,
+            indexes=self.index_info(),
         )
 
     def _refuse_if_read_only(self, action: str) -> None:
@@ -271,8 +305,9 @@ class LibraryStore(ItemStore):
 
         A full disk ends the block with DiskFullError, whose one line says what is ``kept``.
 
-        FAISS indexes are saved when the block ends, however it ends; a process
-        killed before that leaves them stale, and they are rebuilt on next use.
+        When the block ends normally, the indexes it changed are built anew where
+        they are due it; one not rebuilt (a process killed first) is read with what
+        changed since its build added from SQLite.
         Refused (ReadOnlyLibraryError) for a library this process cannot write, and
         (LibraryError) for one whose database SQLite's quick check finds damaged.
         """
@@ -293,7 +328,9 @@ class LibraryStore(ItemStore):
                 f"library {self.path} was switched to another space by another process since it was opened; "
                 "run the command again"
             )
-        for stale in glob.glob(str(self.path / INDEX_DIR / ".tmp-*")):  # left by a process killed while saving
+        # Left by a process killed while saving an index or compacting a vector file.
+        for stale in glob.glob(str(self.path / INDEX_DIR / ".tmp-*")) + glob.glob(
+                str(self.path / VECTOR_DIR / ".*.tmp-*")):
             try:
                 os.unlink(stale)
             except OSError:
@@ -302,13 +339,12 @@ class LibraryStore(ItemStore):
         try:
             try:
                 yield writer
+                writer.maintain_indexes(final=True)
             finally:
-                try:
-                    writer.save_indexes()
-                finally:
-                    lock.release()
+                self.vectors.close_writers()
+                lock.release()
         except Exception as exc:
-            # A batch's transaction is all or nothing, and a FAISS file not written is rebuilt from SQLite.
+            # A batch's transaction is all or nothing, and an index not rebuilt is read with what changed since.
             if not isinstance(exc, BindsearchError) and disk_is_full(exc, self.path):
                 raise DiskFullError(disk_full_message(self.path, kept)) from None
             raise

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import VectorFileError
+from ..errors import UnusableVectorFile, VectorFileError
 from ..regular_files import file_kind
 from .vector_files import HEADER_BYTES, ROW_DTYPE, compact, header_problem, row_crcs, write_vector_file
 
@@ -81,19 +81,21 @@ class VectorStore:
             fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             raise VectorFileError(f"vector file {self.path} is missing") from None
+        except IsADirectoryError:
+            raise UnusableVectorFile(f"vector file {self.path} is a folder, not a regular file") from None
         except OSError as exc:
             raise VectorFileError(f"vector file {self.path} cannot be opened: {exc.strerror or exc}") from None
         kind = file_kind(os.fstat(fd).st_mode)
         if kind is not None:
             os.close(fd)
-            raise VectorFileError(f"vector file {self.path} is {kind}, not a regular file")
+            raise UnusableVectorFile(f"vector file {self.path} is {kind}, not a regular file")
         os.set_blocking(fd, True)
         return fd
 
     def _check_header(self) -> None:
         problem = header_problem(os.pread(self._fd, HEADER_BYTES, 0), self.dim)
         if problem is not None:
-            raise VectorFileError(f"vector file {self.path} {problem}")
+            raise UnusableVectorFile(f"vector file {self.path} {problem}")
 
     def _lock(self) -> None:
         if fcntl is None:

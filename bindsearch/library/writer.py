@@ -1,4 +1,9 @@
-"""Writing a library: staged item changes committed in batches, the FAISS indexes updated after each commit."""
+"""Writing a library: staged item changes committed in batches.
+
+A batch's vectors are appended to the vector files and made durable first, then its rows (pointing at
+them) are committed in one SQLite transaction, then the loaded indexes mirror it. A process killed before
+the commit leaves rows in the vector files that nothing points at, never a row that points at nothing.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import delete, select, update
 
+from ..errors import UnusableVectorFile
 from ..modality import Modality
 from ..windows import WINDOWED
-from .schema import STATUS_FAILED, STATUS_OK, Item, Meta, Tag, Vector, Window
-from .soundness import unusable_problem
+from .records import generation_key
+from .schema import STATUS_FAILED, STATUS_OK, Item, Tag, Window, bump_counter
+from .soundness import unusable_problem, vector_file_unusable
 
 if TYPE_CHECKING:
     from .store import LibraryStore
@@ -21,13 +28,13 @@ if TYPE_CHECKING:
 class LibraryWriter:
     """Stages item changes and commits them in batches (one SQLite transaction each).
 
-    FAISS changes are applied only after the transaction commits, so the
+    Index changes are applied only after the transaction commits, so the
     in-memory indexes never run ahead of what is durable.
     """
 
-    # During a long run the FAISS files are saved this often, so that queries alongside
-    # find a current file instead of rebuilding the index from SQLite.
-    SAVE_EVERY_S = 60.0
+    # During a long run the indexes are looked at this often: one that has outgrown exact search, or whose
+    # tail has outgrown its build, is built anew, so that queries alongside stay fast.
+    MAINTAIN_EVERY_S = 60.0
 
     def __init__(self, library: LibraryStore) -> None:
         self.library = library
@@ -81,22 +88,18 @@ class LibraryWriter:
         self._ops.append(("remove", (item_id, modality, tags_to)))
 
     def commit(self) -> None:
-        """Write every staged change in one transaction, then mirror it in the FAISS indexes."""
+        """Write every staged change: the vectors to their files, then the rows in one transaction, then
+        the loaded indexes."""
         if not self._ops:
             return
         lib = self.library
         now = time.time()
-        # Load the indexes this batch changes while they still match the saved files.
-        for kind, args in self._ops:
-            if kind in ("put", "remove"):
-                lib.vector_index(args[1])
-                if args[1] in WINDOWED:
-                    lib.vector_index(args[1], windows=True)
-        changes = _FaissChanges()
+        placed = self._append_vectors()
+        changes = _IndexChanges()
         with lib._engine.begin() as conn:
-            for kind, args in self._ops:
+            for n, (kind, args) in enumerate(self._ops):
                 if kind == "put":
-                    self._write_put(conn, args, now, changes)
+                    self._write_put(conn, n, args, now, changes, placed)
                 elif kind == "touch":
                     item_id, size, mtime_ns = args
                     conn.execute(update(Item).where(Item.id == item_id).values(size=size, mtime_ns=mtime_ns))
@@ -116,33 +119,46 @@ class LibraryWriter:
                         from .tags import copy_tags
 
                         copy_tags(conn, item_id, tags_to)
-                    conn.execute(delete(Vector).where(Vector.item_id == item_id))
                     conn.execute(delete(Tag).where(Tag.item_id == item_id))
                     conn.execute(delete(Item).where(Item.id == item_id))
                     if status == STATUS_OK:
                         changes.remove((modality, False), [item_id])
             generations = {key: _bump_generation(conn, *key) for key in changes.touched}
         self._ops.clear()
-        lib.indexes.generations.update(generations)  # the indexes loaded above, once changed below
         self._dirty.update(changes.touched)
-        try:
-            for key in changes.touched:
-                index = lib.vector_index(*key)
-                index.remove(np.array(changes.removes.get(key, []), dtype=np.int64))
-                adds = changes.adds.get(key, [])
-                if adds:
-                    index.add(np.array([i for i, _ in adds]), np.stack([v for _, v in adds]))
-        except BaseException:
-            # Interrupted (Ctrl-C) after the commit: the in-memory indexes may miss it. Forget
-            # them; the next use rebuilds them from SQLite, which has everything.
-            for key in changes.touched:
-                lib.indexes.forget(key)
-            raise
-        if time.monotonic() - self._saved_at > self.SAVE_EVERY_S:
-            self.save_indexes()
+        for key in changes.touched:
+            lib.indexes.apply(key, generations[key], *changes.of(key, lib.dim))
+        if time.monotonic() - self._saved_at > self.MAINTAIN_EVERY_S:
+            self.maintain_indexes(final=False)
 
-    def _write_put(self, conn: Any, args: tuple[Any, ...], now: float, changes: _FaissChanges) -> None:
-        lib = self.library
+    def _append_vectors(self) -> dict[tuple[int, int | None], tuple[int, int]]:
+        """Append the staged vectors to their files, one durable append per file: (op, window or None) ->
+        (slot, CRC-32)."""
+        rows: dict[tuple[Modality, bool], list[tuple[tuple[int, int | None], np.ndarray]]] = {}
+        for n, (kind, args) in enumerate(self._ops):
+            if kind == "put" and args[5] is not None:
+                modality = args[1]
+                rows.setdefault((modality, False), []).append(((n, None), args[5]))
+                for w, (_, _, window_vector) in enumerate(args[7] or ()):
+                    rows.setdefault((modality, True), []).append(((n, w), window_vector))
+        placed: dict[tuple[int, int | None], tuple[int, int]] = {}
+        for key, staged in rows.items():
+            vectors = np.stack([np.asarray(v, dtype="<f4").reshape(-1) for _, v in staged])
+            slots, crcs = self._append(key, vectors)
+            placed.update((tag, (int(slot), int(crc))) for (tag, _), slot, crc in zip(staged, slots, crcs))
+        return placed
+
+    def _append(self, key: tuple[Modality, bool], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Append to an index's vector file; one that cannot be used any more is replaced first (what it
+        held is lost anyway: its items are marked failed, see ``soundness.vector_file_unusable``)."""
+        try:
+            return self.library.vectors.append(key, vectors)
+        except UnusableVectorFile as exc:
+            vector_file_unusable(self.library, key, str(exc))
+            return self.library.vectors.append(key, vectors)
+
+    def _write_put(self, conn: Any, n: int, args: tuple[Any, ...], now: float, changes: _IndexChanges,
+                   placed: dict[tuple[int, int | None], tuple[int, int]]) -> None:
         path, modality, size, mtime_ns, content_hash, vector, reason, windows, duration, tags = args
         old = conn.execute(
             select(Item.id, Item.status).where(Item.path == path, Item.modality == modality.value)
@@ -153,6 +169,8 @@ class LibraryWriter:
             "status": status, "error": error, "indexed_at": now,
             "window_count": None if windows is None else len(windows),
             "duration": duration,
+            "slot": placed[(n, None)][0] if vector is not None else None,
+            "crc": placed[(n, None)][1] if vector is not None else None,
         }
         if old is None:
             item_id = conn.execute(
@@ -161,7 +179,6 @@ class LibraryWriter:
         else:
             item_id = old[0]
             conn.execute(update(Item).where(Item.id == item_id).values(**values))
-            conn.execute(delete(Vector).where(Vector.item_id == item_id))
             _delete_windows(conn, item_id, modality, changes)
             if old[1] == STATUS_OK:
                 changes.remove((modality, False), [item_id])
@@ -169,23 +186,25 @@ class LibraryWriter:
             rows = [{"item_id": item_id, "tag": t} for t in tags]
             conn.execute(Tag.__table__.insert().prefix_with("OR IGNORE"), rows)
         if vector is not None:
-            conn.execute(Vector.__table__.insert().values(item_id=item_id, data=_blob(vector, lib.dim)))
-            changes.add((modality, False), item_id, vector)
-        for start, end, window_vector in windows or ():
+            changes.add((modality, False), item_id, vector, *placed[(n, None)])
+        for w, (start, end, window_vector) in enumerate(windows or ()):
+            slot, crc = placed[(n, w)]
             window_id = conn.execute(
-                Window.__table__.insert().values(
-                    item_id=item_id, start=float(start), end=float(end), data=_blob(window_vector, lib.dim)
-                )
+                Window.__table__.insert().values(item_id=item_id, start=float(start), end=float(end), slot=slot,
+                                                 crc=crc)
             ).inserted_primary_key[0]
-            changes.add((modality, True), window_id, window_vector)
+            changes.add((modality, True), window_id, window_vector, slot, crc)
 
-    def save_indexes(self) -> None:
-        """Write every FAISS index changed by this writer, named by its generation."""
-        lib = self.library
-        for modality, windows in sorted(self._dirty, key=lambda key: (key[0].value, key[1])):
-            generation, _ = lib.indexes.generation_and_count(modality, windows)
-            lib.indexes.save(modality, windows, lib.vector_index(modality, windows), generation)
-        self._dirty.clear()
+    def maintain_indexes(self, final: bool = True) -> None:
+        """Build anew the indexes changed by this writer that are due it (see ``IndexBuilder.maintain``)."""
+        if not self._dirty:  # (a run that changed nothing loads no index, nor FAISS)
+            self._saved_at = time.monotonic()
+            return
+        builder = self.library.indexes.builder
+        for key in sorted(self._dirty, key=lambda key: (key[0].value, key[1])):
+            builder.maintain(key, final)
+        if final:
+            self._dirty.clear()
         self._saved_at = time.monotonic()
 
     def put_many(self, modality: Modality, paths: Sequence[str], vectors: np.ndarray, sizes: Sequence[int],
@@ -221,9 +240,7 @@ class LibraryWriter:
         if n == 0:
             return 0, 0
         whole, windowed = (modality, False), (modality, True)
-        lib.vector_index(*whole)  # loaded while it still matches its saved file
-        if modality in WINDOWED:
-            lib.vector_index(*windowed)
+        slots, crcs = self._append(whole, vectors)  # durable before any row points at them
         now = time.time()
         ids = np.zeros(n, dtype=np.int64)
         removed: dict[tuple[Modality, bool], list[int]] = {}
@@ -243,20 +260,19 @@ class LibraryWriter:
                     replaced.append(j)
                 else:  # one statement per new row, for its id (executemany gives none)
                     cursor.execute(
-                        "INSERT INTO items (path, modality, size, mtime_ns, content_hash, status, error, "
-                        "indexed_at, window_count, duration) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL)",
+                        "INSERT INTO items (path, modality, size, mtime_ns, content_hash, status, error, indexed_at, "
+                        "window_count, duration, slot, crc) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, ?, ?)",
                         (key, modality.value, int(sizes[j]), int(mtimes_ns[j]), hashes[j], STATUS_OK, now,
-                         window_count),
+                         window_count, int(slots[j]), int(crcs[j])),
                     )
                     ids[j] = cursor.lastrowid
             if replaced:
                 cursor.executemany(
                     "UPDATE items SET size = ?, mtime_ns = ?, content_hash = ?, status = ?, error = NULL, "
-                    "indexed_at = ?, window_count = ?, duration = NULL WHERE id = ?",
-                    [(int(sizes[j]), int(mtimes_ns[j]), hashes[j], STATUS_OK, now, window_count, int(ids[j]))
-                     for j in replaced],
+                    "indexed_at = ?, window_count = ?, duration = NULL, slot = ?, crc = ? WHERE id = ?",
+                    [(int(sizes[j]), int(mtimes_ns[j]), hashes[j], STATUS_OK, now, window_count, int(slots[j]),
+                      int(crcs[j]), int(ids[j])) for j in replaced],
                 )
-                cursor.executemany("DELETE FROM vectors WHERE item_id = ?", [(int(ids[j]),) for j in replaced])
                 removed[whole] = [int(ids[j]) for j in replaced if old[keys[j]][1] == STATUS_OK]
                 if modality in WINDOWED:
                     window_ids: list[int] = []
@@ -267,48 +283,64 @@ class LibraryWriter:
                         window_ids += [row[0] for row in cursor.fetchall()]
                     cursor.executemany("DELETE FROM windows WHERE item_id = ?", [(int(ids[j]),) for j in replaced])
                     removed[windowed] = window_ids
-            cursor.executemany("INSERT INTO vectors (item_id, data) VALUES (?, ?)",
-                               [(int(i), row.tobytes()) for i, row in zip(ids, vectors)])
             tag_rows = [(int(i), t) for i, ts in zip(ids, tag_lists) for t in ts]
             if tag_rows:
                 cursor.executemany("INSERT OR IGNORE INTO tags (item_id, tag) VALUES (?, ?)", tag_rows)
             cursor.close()
             touched = {whole} | {key for key, gone in removed.items() if gone}
             generations = {key: _bump_generation(conn, *key) for key in touched}
-        try:
-            lib.indexes.generations.update(generations)
-            self._dirty.update(touched)
-            for key in touched:
-                lib.vector_index(*key).remove(np.array(removed.get(key, []), dtype=np.int64))
-            lib.vector_index(*whole).add(ids, vectors)
-        except BaseException:
-            for key in touched:  # as in commit: the next use rebuilds them from SQLite
-                lib.indexes.forget(key)
-            raise
-        if time.monotonic() - self._saved_at > self.SAVE_EVERY_S:
-            self.save_indexes()
+        self._dirty.update(touched)
+        nothing = np.zeros(0, np.int64)
+        for key in touched:
+            gone = np.array(removed.get(key, []), dtype=np.int64)
+            if key == whole:
+                lib.indexes.apply(key, generations[key], gone, ids, vectors, slots, crcs)
+            else:
+                lib.indexes.apply(key, generations[key], gone, nothing, np.zeros((0, lib.dim), np.float32),
+                                  nothing, nothing)
+        if time.monotonic() - self._saved_at > self.MAINTAIN_EVERY_S:
+            self.maintain_indexes(final=False)
         return n - len(replaced), len(replaced)
 
 
-class _FaissChanges:
-    """What one commit adds to and removes from each FAISS index, keyed (modality, windows?)."""
+class _IndexChanges:
+    """What one commit adds to and removes from each index, keyed (modality, windows?)."""
 
     def __init__(self) -> None:
-        self.adds: dict[tuple[Modality, bool], list[tuple[int, np.ndarray]]] = {}
+        self.adds: dict[tuple[Modality, bool], list[tuple[int, np.ndarray, int, int]]] = {}
         self.removes: dict[tuple[Modality, bool], list[int]] = {}
         self.touched: set[tuple[Modality, bool]] = set()
 
-    def add(self, key: tuple[Modality, bool], vector_id: int, vector: np.ndarray) -> None:
-        self.adds.setdefault(key, []).append((vector_id, vector))
+    def add(self, key: tuple[Modality, bool], vector_id: int, vector: np.ndarray, slot: int, crc: int) -> None:
+        self.adds.setdefault(key, []).append((vector_id, vector, slot, crc))
         self.touched.add(key)
 
     def remove(self, key: tuple[Modality, bool], ids: Sequence[int]) -> None:
         if ids:
             self.removes.setdefault(key, []).extend(ids)
             self.touched.add(key)
+            if self.adds.get(key):  # added earlier in this commit, removed since: not added at all
+                gone = set(ids)
+                self.adds[key] = [a for a in self.adds[key] if a[0] not in gone]
+
+    def of(self, key: tuple[Modality, bool], dim: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(ids removed, ids added, their vectors, slots and CRC-32s) of one index. An id removed and then
+        added again in the same commit (a file embedded anew) is both: removal goes first; one added and
+        removed since is only removed."""
+        adds = self.adds.get(key, [])
+        removed = np.array(self.removes.get(key, []), dtype=np.int64)
+        if not adds:
+            empty = np.zeros(0, np.int64)
+            return removed, empty, np.zeros((0, dim), np.float32), empty, empty
+        last = {vector_id: n for n, (vector_id, *_) in enumerate(adds)}  # the same id twice: its last vector
+        kept = [adds[n] for n in sorted(last.values())]
+        return (removed, np.array([a[0] for a in kept], dtype=np.int64),
+                np.stack([np.asarray(a[1], dtype=np.float32).reshape(-1) for a in kept]),
+                np.array([a[2] for a in kept], dtype=np.int64), np.array([a[3] for a in kept], dtype=np.int64))
 
 
-def _delete_windows(conn: Any, item_id: int, modality: Modality, changes: _FaissChanges) -> None:
+def _delete_windows(conn: Any, item_id: int, modality: Modality, changes: _IndexChanges) -> None:
     """Delete an item's windows, noting their ids for the window index."""
     if modality not in WINDOWED:
         return
@@ -320,25 +352,4 @@ def _delete_windows(conn: Any, item_id: int, modality: Modality, changes: _Faiss
 
 def _bump_generation(conn: Any, modality: Modality, windows: bool = False) -> int:
     """Count one more change of this index; the new generation."""
-    key = _generation_key(modality, windows)
-    current = conn.execute(select(Meta.value).where(Meta.key == key)).scalar()
-    if current is None:
-        conn.execute(Meta.__table__.insert().values(key=key, value="1"))
-        return 1
-    conn.execute(update(Meta).where(Meta.key == key).values(value=str(int(current) + 1)))
-    return int(current) + 1
-
-
-def _index_name(modality: Modality, windows: bool) -> str:
-    """What names a FAISS index: ``audio`` for whole items, ``audio.windows`` for their windows."""
-    return f"{modality.value}.windows" if windows else modality.value
-
-
-def _generation_key(modality: Modality, windows: bool = False) -> str:
-    return f"generation:{_index_name(modality, windows)}"
-
-
-def _blob(vector: np.ndarray, dim: int) -> bytes:
-    from ..vectors import to_blob
-
-    return to_blob(vector, dim)
+    return bump_counter(conn, generation_key(modality, windows))

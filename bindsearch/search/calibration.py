@@ -7,7 +7,7 @@ against how the same query scores on a reference sample of that modality's
 vectors: ``calibrated = (raw - mean) / std``. A calibrated score says how many
 standard deviations a hit stands above a typical item of its own modality, for
 this query; a merged list ranks by it. The sample is taken per index and
-refreshed whenever the index changes (see ``VectorIndex.sample``). A modality
+refreshed whenever the index changes (see ``IndexManager.reference_sample``). A modality
 with too few vectors for a spread of its own (under ``MIN_OWN_REFERENCE``) is
 measured against the samples of every modality of the library pooled.
 """

@@ -57,9 +57,9 @@ def find_duplicates(library: Library, conn: Connection, threshold: float = 0.95,
     wanted = [Modality.parse(m) for m in modalities] if modalities else library.modalities_with_vectors()
     groups: list[DuplicateGroup] = []
     for modality in dict.fromkeys(wanted):
-        index = library.vector_index(modality)
-        if index.size < 2:
+        if library.vector_index(modality).size < 2:
             continue
+        index = library.indexes.flat(modality)
         meta = _metadata(conn, modality)
         neighbours = close_pairs(index.index, index.size, threshold)
         order = sorted((i for i in meta if i in neighbours), key=lambda i: keep_rank(meta[i]))

@@ -21,8 +21,8 @@ from .moments import merge_overlapping
 from .terms import Like, QueryTerm
 
 if TYPE_CHECKING:
+    from ..ann.base import VectorIndex
     from ..library import LibraryStore as Library
-    from ..library.vector_index import VectorIndex
     from ..spaces import Space
 
 log = logging.getLogger("bindsearch")
@@ -141,6 +141,7 @@ def search(
     windows: bool = False,
     filters: Filters | None = None,
     dedup: float | None = None,
+    exact: bool = False,
 ) -> list[Hit]:
     """The ``k`` results closest to the query among the target modalities, best first.
 
@@ -156,7 +157,8 @@ def search(
     moment is a result of its own (the windows of a file that overlap its best
     one merged into it, see ``search.moments``). ``filters`` restrict the items searched
     (k results whenever k items pass); ``dedup`` (a cosine threshold) keeps
-    only the best of each group of results that look alike.
+    only the best of each group of results that look alike. ``exact`` compares the
+    query with every stored vector, even where an approximate index would answer.
     """
     if k <= 0:
         raise UsageError(f"k must be a positive number of results (got {k})")
@@ -168,7 +170,7 @@ def search(
     vector, excluded = query_vector(library, query)
     filters = (filters or Filters()).excluding(excluded)
     pooled = _Pooled(library)
-    searched = [_Target(library, m, vector, filters, windows, pooled) for m in modalities]
+    searched = [_Target(library, m, vector, filters, windows, pooled, exact) for m in modalities]
     wanted = k if dedup is None else 2 * k
     while True:
         candidates: list[_Candidate] = []
@@ -209,13 +211,13 @@ class _Target:
     """One target modality of a search: its indexes, the items the filters let through, its score scale."""
 
     def __init__(self, library: Library, modality: Modality, vector: np.ndarray, filters: Filters,
-                 windows: bool, pooled: _Pooled) -> None:
+                 windows: bool, pooled: _Pooled, exact: bool = False) -> None:
         self.library = library
         self.modality = modality
         self.vector = vector
         self.windows = windows
-        self.items = library.vector_index(modality)
-        window_index = library.vector_index(modality, windows=True) if modality in WINDOWED else None
+        self.items = library.vector_index(modality, exact=exact)
+        window_index = library.vector_index(modality, windows=True, exact=exact) if modality in WINDOWED else None
         self.window_index = window_index if window_index is not None and window_index.size else None
         # None: every item; else the ids that pass the filters (and their windows). Leaving out
         # only a few items (a --like query's own) needs no selection: they are excluded instead.
