@@ -29,7 +29,7 @@ from ..ann.idsets import in_sorted, sorted_ids
 from ..modality import Modality
 from ..windows import WINDOWED
 from .index_builds import IndexBuilder, Key, slot_fetch
-from .records import IndexInfo, build_key, generation_key, index_name
+from .records import IndexInfo, build_key, generation_key, index_keys, index_name
 from .schema import Meta
 from .slot_map import SlotMap
 
@@ -203,10 +203,10 @@ class IndexManager:
                 wanted.setdefault(key, []).append((row, item_id if window_id is None else window_id))
         for key, rows in wanted.items():
             slots = self.entry(key).slots
-            present = [(row, i) for row, i in rows if slots.crcs_of(np.array([i]))[0] >= 0]
-            if present:
-                vectors = self.library.vectors.read(key, slots.slots_of(np.array([i for _, i in present])))
-                out[[row for row, _ in present]] = vectors
+            at, ids = (np.array(column, dtype=np.int64) for column in zip(*rows))
+            present = slots.crcs_of(ids) >= 0
+            if present.any():
+                out[at[present]] = self.library.vectors.read(key, slots.slots_of(ids[present]))
         return out
 
     def modalities_with_vectors(self) -> list[Modality]:
@@ -215,16 +215,14 @@ class IndexManager:
             written = set(conn.execute(select(Meta.key).where(Meta.key.like("generation:%"))).scalars())
         return [m for m in Modality if generation_key(m) in written and self.get(m).size > 0]
 
+    def keys_with_vectors(self) -> list[Key]:
+        """Every index (item and window ones) that holds vectors, in the usual order."""
+        return [key for key in index_keys(self.modalities_with_vectors()) if self.get(*key).size]
+
     def info(self) -> list[IndexInfo]:
         """Every index that holds vectors, with its engine's stats and the size of its file."""
-        out = []
-        for modality in self.modalities_with_vectors():
-            for windows in (False, True) if modality in WINDOWED else (False,):
-                index = self.get(modality, windows)
-                if index.size:
-                    out.append(IndexInfo(index_name(modality, windows), index.stats(),
-                                         self.builder.file_bytes((modality, windows))))
-        return out
+        return [IndexInfo(index_name(*key), self.get(*key).stats(), self.builder.file_bytes(key))
+                for key in self.keys_with_vectors()]
 
 
 class ExactSearch(VectorIndex):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..modality import Modality
+from ..windows import WINDOWED
 
 if TYPE_CHECKING:  # (the ann package loads FAISS, which a no-op index run never needs)
     from ..ann.base import IndexStats
@@ -84,6 +86,15 @@ class StoredWindow(NamedTuple):
 
 
 VECTOR_DIR = "vectors"
+
+
+def index_keys(modalities: Iterable[Modality] = tuple(Modality)) -> Iterator[tuple[Modality, bool]]:
+    """The indexes of these modalities, (modality, windows?) each: long audio and video have a second one for
+    their time windows."""
+    for modality in modalities:
+        yield modality, False
+        if modality in WINDOWED:
+            yield modality, True
 
 
 def index_name(modality: Modality, windows: bool = False) -> str:

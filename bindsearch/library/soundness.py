@@ -17,6 +17,7 @@ from ..vectors import is_usable, usable_rows
 from ..windows import WINDOWED
 from .disk_space import disk_is_full
 from .lock import WriterLock
+from .records import index_keys
 from .schema import STATUS_FAILED, Item, Meta, Window
 
 log = logging.getLogger("bindsearch")
@@ -53,20 +54,19 @@ def find_unusable(library: Any) -> dict[int, str]:
     from ..errors import VectorFileError
 
     bad: dict[int, str] = {}
-    for modality in Modality:
-        for windows in (False, True) if modality in WINDOWED else (False,):
-            key = (modality, windows)
-            slots = library.slot_map(*key)
-            if not slots.size:
-                continue
-            owners = _owners(library, slots.ids) if windows else slots.ids
-            try:
-                chunks = library.vectors.chunks(key, slots.slots, _CHUNK)
-                for begin, vectors in zip(range(0, slots.size, _CHUNK), chunks):
-                    unusable = ~usable_rows(vectors)
-                    bad.update((int(i), modality.value) for i in owners[begin : begin + _CHUNK][unusable])
-            except VectorFileError:
-                bad.update((int(i), modality.value) for i in owners)
+    for key in index_keys():
+        modality, windows = key
+        slots = library.slot_map(*key)
+        if not slots.size:
+            continue
+        owners = _owners(library, slots.ids) if windows else slots.ids
+        try:
+            chunks = library.vectors.chunks(key, slots.slots, _CHUNK)
+            for begin, vectors in zip(range(0, slots.size, _CHUNK), chunks):
+                unusable = ~usable_rows(vectors)
+                bad.update((int(i), modality.value) for i in owners[begin : begin + _CHUNK][unusable])
+        except VectorFileError:
+            bad.update((int(i), modality.value) for i in owners)
     return bad
 
 

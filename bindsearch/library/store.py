@@ -158,10 +158,8 @@ class LibraryStore(ItemStore):
         """Build now the approximate indexes that are due (an ``index`` run does so when it ends); the
         indexes after."""
         with self.writer(kept="every index built before is kept"):
-            for modality in self.modalities_with_vectors():
-                for windows in (False, True) if modality in WINDOWED else (False,):
-                    if self.vector_index(modality, windows).size:
-                        self.indexes.builder.maintain((modality, windows), final=True, force=True)
+            for key in self.indexes.keys_with_vectors():
+                self.indexes.builder.maintain(key, final=True, force=True)
         return self.index_info()
 
     def refresh(self) -> None:
