@@ -285,7 +285,7 @@ def answers(path: Path) -> list[dict]:
 def test_queries_keep_answering_while_an_import_is_killed(vectors_file, tmp_path):
     file, rows = vectors_file
     lib, logs = tmp_path / "lib", tmp_path / "logs"
-    run = ImportRun(file, lib, logs, "import", pause=0.1)  # about 6 s of chunks, so readers find it writing
+    run = ImportRun(file, lib, logs, "import", pause=0.25)  # 15 s of chunks: readers find it still writing
     deadline = time.monotonic() + TIMEOUT
     while run.reported() < 2 * CHUNK:
         assert run.proc.poll() is None and time.monotonic() < deadline, run.stderr()[-2000:]
