@@ -209,6 +209,8 @@ def test_a_changed_checkpoint_is_told_from_the_fingerprint_and_relative_paths_ar
     ("[1, 2]", "its space spec is not a JSON object"),
     (json.dumps({"model": "no-such-model"}), '"model" must be one of'),
     (json.dumps({"model": "openclip", "arch": {"embed_dim": 64}, "pretrained": None}), "lacks: vision_cfg"),
+    (json.dumps({"model": "imagebind", "checkpoint": "http://127.0.0.1:9/x.pth"}),
+     "names a checkpoint to download (http://127.0.0.1:9/x.pth)"),
 ])
 def test_a_spec_that_is_no_usable_space_is_one_line(tmp_path, spec, said):
     file = hand_made(tmp_path / "v.npz", space_spec=spec)

@@ -20,6 +20,16 @@ from .source import FileHeader
 _PASS_SPACE = "pass --space with the space its vectors were made in"
 
 
+def _download_named(value: object) -> str | None:
+    """A URL in the spec other than the built-in ImageBind checkpoint's, or None."""
+    from ..spaces.imagebind import HUGE_URL
+
+    if isinstance(value, str):
+        return value if value.startswith(("http://", "https://")) and value != HUGE_URL else None
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next((url for url in map(_download_named, items) if url is not None), None)
+
+
 def file_space(header: FileHeader) -> Space:
     """The space ``header``'s file names by its spec, checked against the fingerprint the file records.
 
@@ -39,6 +49,10 @@ def file_space(header: FileHeader) -> Space:
                          f"{_PASS_SPACE}") from None
     if not isinstance(spec, dict):
         raise UsageError(f"cannot import {file} into a new library: its space spec is not a JSON object; {_PASS_SPACE}")
+    url = _download_named(spec)
+    if url is not None:  # a file's spec must not make this machine fetch from an address of its choosing
+        raise UsageError(f"cannot import {file} into a new library: its space spec names a checkpoint to download "
+                         f"({url}); {_PASS_SPACE}")
     origin = f"the space spec of {file}"
     try:
         space = space_from_spec(spec, base_dir=Path(os.path.abspath(file)).parent, origin=origin)
