@@ -24,7 +24,7 @@ import numpy as np
 from common import TINY, machine
 
 import bindsearch
-from bindsearch.export import ExportRows, write_npz, write_parquet
+from bindsearch.export import ExportRows, SpaceLabel, write_npz, write_parquet
 from bindsearch.modality import Modality
 from bindsearch.vectors import l2_normalize
 
@@ -42,8 +42,9 @@ def write_files(folder: Path, vectors: np.ndarray) -> dict[str, Path]:
     rows = ExportRows(paths, ["image"] * len(paths), vectors, [[] for _ in paths])
     files = {"npz": folder / "vectors.npz", "parquet": folder / "vectors.parquet"}
     # No space named (empty), as in a file made by another tool: taken on dimension alone.
-    write_npz(str(files["npz"]), rows, "", "")
-    write_parquet(str(files["parquet"]), rows, "", "")
+    unnamed = SpaceLabel("", "", "")
+    write_npz(str(files["npz"]), rows, unnamed)
+    write_parquet(str(files["parquet"]), rows, unnamed)
     return files
 
 

@@ -2,12 +2,14 @@
 
 Both hold one row per embedded item with the columns ``path``, ``modality``,
 ``vector`` (float32, the library's dimension) and ``tags``, plus the space's
-name and fingerprint, so that a bulk import can tell which model made them.
-The ``.npz`` file needs no pickle to load: ``path`` and ``modality`` are
-string arrays, ``tags`` a JSON list per row as a string, and ``space`` and
-``fingerprint`` 0-d string arrays. The ``.parquet`` file has ``vector`` as a
-fixed-size list of float32, ``tags`` as a list of strings, and the space in
-the schema's metadata (``bindsearch.space``, ``bindsearch.fingerprint``).
+name, fingerprint and spec (the JSON a library stores to rebuild its space), so
+that a bulk import can tell which model made them, and make a new library of
+that space. The ``.npz`` file needs no pickle to load: ``path`` and
+``modality`` are string arrays, ``tags`` a JSON list per row as a string, and
+``space``, ``fingerprint`` and ``space_spec`` 0-d string arrays. The
+``.parquet`` file has ``vector`` as a fixed-size list of float32, ``tags`` as a
+list of strings, and the space in the schema's metadata (``bindsearch.space``,
+``bindsearch.fingerprint``, ``bindsearch.space_spec``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ if TYPE_CHECKING:
     from .library import LibraryStore as Library
 
 FORMATS = {".npz": "npz", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class SpaceLabel:
+    """What an exported file says of the space its vectors are in: name, fingerprint, and the spec's JSON."""
+
+    name: str
+    fingerprint: str
+    spec: str
 
 
 @dataclass(frozen=True)
@@ -85,11 +96,12 @@ def export_library(library: Library, file: str | os.PathLike[str], *,
         raise UsageError(f"cannot export to {os.fspath(file)}: no folder {folder}")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-export-", suffix=os.path.splitext(target)[1], dir=folder)
     os.close(fd)
+    label = SpaceLabel(library.space_name, library.fingerprint, json.dumps(library.space.spec, sort_keys=True))
     try:
         if fmt == "npz":
-            write_npz(tmp, rows, library.space_name, library.fingerprint)
+            write_npz(tmp, rows, label)
         else:
-            write_parquet(tmp, rows, library.space_name, library.fingerprint)
+            write_parquet(tmp, rows, label)
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
@@ -126,7 +138,7 @@ def collect_rows(library: Library, modalities: Sequence[Modality | str] | None, 
                       [list(tags.get(i, ())) for i in ids_all])
 
 
-def write_npz(file: str, rows: ExportRows, space: str, fingerprint: str) -> None:
+def write_npz(file: str, rows: ExportRows, space: SpaceLabel) -> None:
     """The rows as a ``.npz`` of plain arrays (loadable with ``allow_pickle=False``)."""
     with open(file, "wb") as f:
         np.savez(
@@ -135,14 +147,15 @@ def write_npz(file: str, rows: ExportRows, space: str, fingerprint: str) -> None
             modality=np.array(rows.modalities, dtype=str),
             vector=rows.vectors,
             tags=np.array([json.dumps(t, ensure_ascii=False) for t in rows.tags], dtype=str),
-            space=np.array(space),
-            fingerprint=np.array(fingerprint),
+            space=np.array(space.name),
+            fingerprint=np.array(space.fingerprint),
+            space_spec=np.array(space.spec),
         )
         f.flush()
         os.fsync(f.fileno())
 
 
-def write_parquet(file: str, rows: ExportRows, space: str, fingerprint: str) -> None:
+def write_parquet(file: str, rows: ExportRows, space: SpaceLabel) -> None:
     """The rows as a Parquet table; ``vector`` a fixed-size list column."""
     pa = _pyarrow()
     import pyarrow.parquet as pq
@@ -160,7 +173,8 @@ def write_parquet(file: str, rows: ExportRows, space: str, fingerprint: str) -> 
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(rows.vectors.reshape(-1), type=pa.float32()), dim),
             "tags": pa.array(rows.tags, type=pa.list_(pa.string())),
         }
-    ).replace_schema_metadata({"bindsearch.space": space, "bindsearch.fingerprint": fingerprint})
+    ).replace_schema_metadata({"bindsearch.space": space.name, "bindsearch.fingerprint": space.fingerprint,
+                               "bindsearch.space_spec": space.spec})
     pq.write_table(table, file)
 
 

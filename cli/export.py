@@ -39,9 +39,10 @@ def export(
       bindsearch export vectors.npz
       bindsearch export photos.parquet --modality image --path ~/photos
 
-    A .npz loads without pickle (tags: a JSON list per row; space and
-    fingerprint: 0-d arrays); a .parquet (needs pyarrow) has vector as a
-    fixed-size list of float32 and the space in its metadata.
+    A .npz loads without pickle (tags: a JSON list per row; space,
+    fingerprint and space_spec: 0-d arrays); a .parquet (needs pyarrow) has
+    vector as a fixed-size list of float32 and the space in its metadata.
+    The space's spec lets import make a new library of the same space.
     """
     export_format(file)  # a wrong name is said before the library is opened
     with bindsearch.open_library(library) as lib:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated
@@ -11,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import bindsearch
-from bindsearch.bulk_import import ImportReport, check_space, import_format, read_header
+from bindsearch.bulk_import import FileHeader, ImportReport, check_space, file_space, import_format, read_header
 from bindsearch.library.records import DB_FILE
 from bindsearch.paths import default_library_path, display_path
 from bindsearch.spaces import load_space
@@ -44,10 +45,12 @@ def import_vectors(
       bindsearch import photos.parquet --library ~/photos-library --space imagebind-huge
 
     The file has the columns path, modality, vector and (optional) tags, as
-    export writes them. Vectors of another space (another fingerprint) or of
-    another dimension are refused; rows without a usable path, modality or
-    vector are skipped and listed. A file found at its path is not embedded
-    again by index; one that is not there stays until remove.
+    export writes them. A library that does not exist yet is made with
+    --space, or else with the space the file names (export writes its spec);
+    a file that names none needs --space. Vectors of another space (another
+    fingerprint) or of another dimension are refused; rows without a usable
+    path, modality or vector are skipped and listed. A file found at its path
+    is not embedded again by index; one that is not there stays until remove.
 
     Exit status: 0 when every row was imported, 3 when some were skipped, 2 for
     a file or library that cannot be used, 130 when interrupted (the rows
@@ -58,7 +61,7 @@ def import_vectors(
     folder = (library.expanduser() if library is not None else default_library_path()).absolute()
     chosen: str | bindsearch.Space | None = space
     if not (folder / DB_FILE).exists():  # a new library: the file is refused before the library is made
-        chosen = load_space(space)
+        chosen = new_library_space(header, space)
         check_space(header, str(folder), chosen.name, chosen.fingerprint, chosen.dim)
     with bindsearch.open_library(library, chosen, create=True) as lib:
         if err.is_terminal and not as_json:
@@ -82,6 +85,16 @@ def import_vectors(
         raise typer.Exit(EXIT_INTERRUPTED)
     if report.skipped:
         raise typer.Exit(EXIT_FAILED_FILES)
+
+
+def new_library_space(header: FileHeader, space: str | None) -> bindsearch.Space:
+    """The space of a library made for the file: ``--space``, else the one the file names in full, else
+    BINDSEARCH_SPACE. Never the built-in default: vectors of an unnamed space would be taken for its own."""
+    if space is not None:
+        return load_space(space)
+    if header.space_spec is None and os.environ.get("BINDSEARCH_SPACE"):
+        return load_space(None)
+    return file_space(header)
 
 
 def import_summary(report: ImportReport) -> str:

@@ -78,8 +78,9 @@ class _Member:
 
 class NpzSource:
     """A ``.npz`` with arrays ``path`` (n,), ``vector`` (n, dim), ``modality`` (one or n strings) and
-    optionally ``tags`` (n JSON lists as strings, or (n, k) strings with "" for none), ``space`` and
-    ``fingerprint``; the plural names (``paths``, ``vectors``, ``modalities``) are read too."""
+    optionally ``tags`` (n JSON lists as strings, or (n, k) strings with "" for none), ``space``,
+    ``fingerprint`` and ``space_spec`` (JSON); the plural names (``paths``, ``vectors``, ``modalities``)
+    are read too."""
 
     def __init__(self, file: str) -> None:
         self.file = file
@@ -105,7 +106,7 @@ class NpzSource:
             elif column != "tags":
                 held = ", ".join(sorted(names)) or "none"
                 raise UsageError(f"cannot import {self.file}: it has no '{column}' array (its arrays: {held})")
-        for extra in ("space", "fingerprint"):
+        for extra in ("space", "fingerprint", "space_spec"):
             if extra in names:
                 self.members[extra] = _Member(self.archive, names[extra], self.file)
 
@@ -128,7 +129,8 @@ class NpzSource:
         if tags is not None and (len(tags.shape) not in (1, 2) or tags.shape[0] != n or tags.dtype.kind not in "US"):
             raise UsageError(f"cannot import {self.file}: 'tags' must be {n} strings (JSON lists) or {n} rows "
                              f"of strings (it is {tags.dtype} of shape {tags.shape})")
-        return FileHeader(self.file, "npz", n, vectors.shape[1], self._text("space"), self._text("fingerprint"))
+        return FileHeader(self.file, "npz", n, vectors.shape[1], self._text("space"), self._text("fingerprint"),
+                          self._text("space_spec"))
 
     def _text(self, name: str) -> str | None:
         member = self.members.get(name)

@@ -17,6 +17,7 @@ from .source import COLUMN_NAMES, FileHeader, RowChunk, parse_tags
 
 _SPACE_KEY = b"bindsearch.space"
 _FINGERPRINT_KEY = b"bindsearch.fingerprint"
+_SPACE_SPEC_KEY = b"bindsearch.space_spec"
 
 
 def pyarrow_module() -> Any:
@@ -71,7 +72,7 @@ class ParquetSource:
         self.header = FileHeader(
             file, "parquet", self.parquet.metadata.num_rows,
             vector_type.list_size if self.fixed else self._first_length(),
-            _decoded(meta.get(_SPACE_KEY)), _decoded(meta.get(_FINGERPRINT_KEY)),
+            _decoded(meta.get(_SPACE_KEY)), _decoded(meta.get(_FINGERPRINT_KEY)), _decoded(meta.get(_SPACE_SPEC_KEY)),
         )
 
     def _first_length(self) -> int:

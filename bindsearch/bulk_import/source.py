@@ -28,7 +28,9 @@ class FileHeader:
     """What a file says of itself before any row is read.
 
     ``dim`` is the length of its vectors (for Parquet lists of varying length, that of the first
-    vector); ``space`` and ``fingerprint`` are None in a file that does not carry them (or leaves them empty).
+    vector); ``space`` and ``fingerprint`` are None in a file that does not carry them (or leaves them
+    empty), and so is ``space_spec``: the JSON text of the space's spec, as a library stores it, from
+    which a new library of the file's own space can be made (``file_space``).
     """
 
     path: str
@@ -37,6 +39,7 @@ class FileHeader:
     dim: int
     space: str | None = None
     fingerprint: str | None = None
+    space_spec: str | None = None
 
 
 @dataclass
