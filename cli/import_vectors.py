@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated
@@ -12,10 +11,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import bindsearch
-from bindsearch.bulk_import import FileHeader, ImportReport, check_space, file_space, import_format, read_header
+from bindsearch.bulk_import import ImportReport, check_space, import_format, read_header, space_for_new_library
 from bindsearch.library.records import DB_FILE
 from bindsearch.paths import default_library_path, display_path
-from bindsearch.spaces import load_space
 
 from .console import EXIT_FAILED_FILES, EXIT_INTERRUPTED, err, handles_errors
 from .options import JsonOption, LibraryOption, SpaceOption
@@ -61,7 +59,7 @@ def import_vectors(
     folder = (library.expanduser() if library is not None else default_library_path()).absolute()
     chosen: str | bindsearch.Space | None = space
     if not (folder / DB_FILE).exists():  # a new library: the file is refused before the library is made
-        chosen = new_library_space(header, space)
+        chosen = space_for_new_library(header, space)
         check_space(header, str(folder), chosen.name, chosen.fingerprint, chosen.dim)
     with bindsearch.open_library(library, chosen, create=True) as lib:
         if err.is_terminal and not as_json:
@@ -85,16 +83,6 @@ def import_vectors(
         raise typer.Exit(EXIT_INTERRUPTED)
     if report.skipped:
         raise typer.Exit(EXIT_FAILED_FILES)
-
-
-def new_library_space(header: FileHeader, space: str | None) -> bindsearch.Space:
-    """The space of a library made for the file: ``--space``, else the one the file names in full, else
-    BINDSEARCH_SPACE. Never the built-in default: vectors of an unnamed space would be taken for its own."""
-    if space is not None:
-        return load_space(space)
-    if header.space_spec is None and os.environ.get("BINDSEARCH_SPACE"):
-        return load_space(None)
-    return file_space(header)
 
 
 def import_summary(report: ImportReport) -> str:

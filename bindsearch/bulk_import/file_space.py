@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from ..errors import SpaceError, SpaceMismatchError, UsageError
-from ..spaces import Space
+from ..spaces import Space, load_space
 from ..spaces.registry import space_from_spec
 from .source import FileHeader
 
@@ -67,3 +67,14 @@ def file_space(header: FileHeader) -> Space:
             f"changed since the export); {_PASS_SPACE}"
         )
     return space
+
+
+def space_for_new_library(header: FileHeader, space: str | None) -> Space:
+    """The space of a library made for the file: ``space`` (a spec or name, as ``--space`` takes), else the
+    one the file names in full, else BINDSEARCH_SPACE for a file that names none. Never the built-in
+    default: vectors of an unnamed space would be taken for its own."""
+    if space is not None:
+        return load_space(space)
+    if header.space_spec is None and os.environ.get("BINDSEARCH_SPACE"):
+        return load_space(None)
+    return file_space(header)
