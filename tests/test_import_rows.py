@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import zipfile
 
 import numpy as np
@@ -63,6 +64,34 @@ def test_paths_modalities_and_repeats_are_checked_row_by_row(tmp_path, monkeypat
             ("a", Modality.IMAGE)]
     kept, dropped = last_of_each(keys, [0, 1, 2, 3])  # row 4 is not among the rows to import
     assert kept == [1, 2, 3] and dropped == {0: 2}
+
+
+def test_absolute_paths_are_those_abspath_gives(tmp_path, monkeypatch):
+    # Paths already absolute and normal are passed through without abspath: every odd spelling must still
+    # come out as abspath makes it.
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(5)
+    parts = ["a", "b.jpg", ".", "..", "", "x.y", "..z", ".q", "z.", "..."]
+    paths = []
+    for _ in range(5000):
+        body = "/".join(parts[i] for i in rng.integers(0, len(parts), size=rng.integers(0, 6)))
+        paths.append("/" * int(rng.integers(0, 4)) + body + ("/" if rng.random() < 0.3 else ""))
+    paths = [p for p in paths if p]
+    got, reasons = absolute_paths(paths)
+    assert not reasons
+    assert got == [os.path.abspath(p) for p in paths]
+
+
+def test_rows_of_unit_length_already_are_the_same_bits():
+    rng = np.random.default_rng(8)
+    vectors = rng.normal(size=(50, 16))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    unit, reasons = unit_rows(vectors)
+    assert not reasons and unit.tobytes() == vectors.tobytes()
+    vectors[7] *= 2  # one row not of unit length: it alone is scaled
+    unit, _ = unit_rows(vectors)
+    assert np.delete(unit, 7, axis=0).tobytes() == np.delete(vectors, 7, axis=0).tobytes()
+    np.testing.assert_allclose(unit[7], vectors[7] / 2, rtol=1e-6)
 
 
 def reference_lists(rows: list[list[float] | None], dim: int) -> tuple[np.ndarray, dict[int, str]]:

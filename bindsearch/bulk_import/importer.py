@@ -13,6 +13,7 @@ from ..errors import MediaError, SpaceMismatchError, UsageError
 from ..modality import Modality
 from ..windows import WINDOWED
 from .files_on_disk import stat_paths
+from .read_ahead import read_ahead
 from .report import ImportReport
 from .rows import absolute_paths, last_of_each, parse_modalities, unit_rows
 from .source import FileHeader, RowChunk, open_source
@@ -57,7 +58,7 @@ def import_file(library: Library, file: str | os.PathLike[str], *, hash_files: b
         report = ImportReport(os.path.abspath(header.path), header.format, header.space, header.fingerprint)
         with library.writer(kept=_KEPT) as writer:
             try:
-                for chunk in source.chunks(chunk_rows):
+                for chunk in read_ahead(source.chunks(chunk_rows)):
                     _import_chunk(library, writer, chunk, report, hash_files)
                     if progress is not None:
                         progress(report.rows, header.rows)

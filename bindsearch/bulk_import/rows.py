@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +13,10 @@ from ..modality import Modality
 NOT_FINITE = "its vector is not finite (NaN or infinite values)"
 ALL_ZERO = "its vector is all zero"
 NO_PATH = "it has no path"
+# What ``os.path.normpath`` would change in an absolute POSIX path: "//" (past a leading pair), a "." or ".."
+# part, a trailing "/". Where it is absent, the path is its own abspath.
+_POSIX = os.sep == "/" and os.altsep is None
+_UNNORMAL = re.compile(r"(?<=.)//|/\.\.?(?:/|$)|./$|^///")
 # How far from 1 the norm of a float32 unit vector can be after rounding (a few ulps of 1.0 over d terms).
 _UNIT_TOLERANCE = 1e-6
 
@@ -41,6 +46,8 @@ def unit_rows(vectors: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
     scale[usable & (np.abs(norms - 1.0) <= _UNIT_TOLERANCE)] = 1.0  # (x * 1.0 is x, bit for bit)
     if odd.any():  # scaled in float64, where the factor itself may lie outside float32's range
         unit = (v.astype(np.float64) * scale[:, None]).astype(np.float32)
+    elif (scale == 1.0).all():  # unit rows already (all of an exported file's): nothing to scale
+        unit = v
     else:
         unit = v * scale.astype(np.float32)[:, None]
     reasons = {int(i): NOT_FINITE if not finite[i] else ALL_ZERO for i in np.flatnonzero(~usable)}
@@ -59,6 +66,8 @@ def absolute_paths(paths: Sequence[str | None]) -> tuple[list[str], dict[int, st
         elif "\0" in path:
             reasons[i] = "its path holds a NUL character, which no file name can"
             out.append("")
+        elif _POSIX and path[0] == "/" and not _UNNORMAL.search(path):
+            out.append(path)  # what abspath would give back (an exported file's paths all are), in 1/10 of the time
         else:
             out.append(os.path.abspath(path))
     return out, reasons

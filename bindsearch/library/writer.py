@@ -253,19 +253,13 @@ class LibraryWriter:
                 cursor.execute(f"SELECT path, id, status FROM items WHERE modality = ? AND path IN ({marks})",
                                (modality.value, *chunk))
                 old.update((path, (item_id, status)) for path, item_id, status in cursor.fetchall())
-            replaced = []
-            for j, key in enumerate(keys):
-                if key in old:
-                    ids[j] = old[key][0]
-                    replaced.append(j)
-                else:  # one statement per new row, for its id (executemany gives none)
-                    cursor.execute(
-                        "INSERT INTO items (path, modality, size, mtime_ns, content_hash, status, error, indexed_at, "
-                        "window_count, duration, slot, crc) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, ?, ?)",
-                        (key, modality.value, int(sizes[j]), int(mtimes_ns[j]), hashes[j], STATUS_OK, now,
-                         window_count, int(slots[j]), int(crcs[j])),
-                    )
-                    ids[j] = cursor.lastrowid
+            replaced = [j for j, key in enumerate(keys) if key in old]
+            for j in replaced:
+                ids[j] = old[keys[j]][0]
+            fresh = [j for j, key in enumerate(keys) if key not in old]
+            if fresh:
+                _insert_items(cursor, modality.value, fresh, keys, sizes, mtimes_ns, hashes, now, window_count,
+                              slots, crcs, ids)
             if replaced:
                 cursor.executemany(
                     "UPDATE items SET size = ?, mtime_ns = ?, content_hash = ?, status = ?, error = NULL, "
@@ -301,6 +295,29 @@ class LibraryWriter:
         if time.monotonic() - self._saved_at > self.MAINTAIN_EVERY_S:
             self.maintain_indexes(final=False)
         return n - len(replaced), len(replaced)
+
+
+def _insert_items(cursor: Any, modality: str, fresh: list[int], keys: list[bytes], sizes: Sequence[int],
+                  mtimes_ns: Sequence[int], hashes: list[str | None], now: float, window_count: int | None,
+                  slots: np.ndarray, crcs: np.ndarray, ids: np.ndarray) -> None:
+    """Insert the rows ``fresh`` (positions into ``keys``) as new embedded items in one ``executemany``, and
+    set their ids in ``ids``.
+
+    executemany reports no ids, so they are read back: every id above the largest before the insert is one
+    of these rows, since the transaction holds the database's write lock and ids only grow (AUTOINCREMENT).
+    """
+    before = cursor.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0]
+    cursor.executemany(
+        "INSERT INTO items (path, modality, size, mtime_ns, content_hash, status, error, indexed_at, "
+        "window_count, duration, slot, crc) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, ?, ?)",
+        [(keys[j], modality, int(sizes[j]), int(mtimes_ns[j]), hashes[j], STATUS_OK, now, window_count,
+          int(slots[j]), int(crcs[j])) for j in fresh],
+    )
+    new = dict(cursor.execute("SELECT path, id FROM items WHERE id > ?", (before,)).fetchall())
+    if len(new) != len(fresh):
+        raise RuntimeError(f"put_many: inserted {len(fresh)} items, found {len(new)} new ids")
+    for j in fresh:
+        ids[j] = new[keys[j]]
 
 
 class _IndexChanges:
