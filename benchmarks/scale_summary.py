@@ -41,6 +41,7 @@ def summaries(rows: list[dict]) -> list[dict]:
         if rebuild:
             summary["rebuild_s"] = rebuild.get("rebuild_s")
             summary["rebuild_peak_rss_mib"] = rebuild.get("peak_rss_mib")
+            summary["rebuild_peak_to_index_process"] = rebuild.get("peak_to_index_process")
         bare = _row(rows, searched, "bare_import")
         if bare:
             summary["import_bindsearch_s"] = bare.get("import_bindsearch_s")

@@ -191,6 +191,7 @@ def test_the_script_measures_bindsearch_and_flat_faiss_with_exact_recall(tmp_pat
     assert query["first_query_s"] > 0 and by["bindsearch", "bare_import"]["import_bindsearch_s"] > 0
     rebuild = by["bindsearch", "rebuild"]
     assert rebuild["hits"] == 10 and rebuild["rebuilt_files"] and rebuild["peak_rss_mib"] > 0
+    assert rebuild["peak_rss_mib"] >= rebuild["rss_with_index_mib"] > 0 and rebuild["peak_to_index_process"] >= 1
     imported = by.get(("bindsearch", "fill_by_writer")) or by["bindsearch", "import"]
     assert imported["vectors_per_s"] > 0 and by["bindsearch", "disk"]["bytes_per_item"] > 16 * 4
     if "skipped" in by["bindsearch", "import"]:

@@ -19,8 +19,8 @@ from .topk import merge_top_k, spread
 Chunks = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
 
 # FAISS encodes what it is given all at once, with a residual copy of every vector: adding a chunk a block
-# at a time keeps that copy to 32 MB at 1024 dims, whatever the caller's chunk size.
-ADD_BLOCK = 8192
+# at a time keeps that copy to 16 MB at 1024 dims, whatever the caller's chunk size.
+ADD_BLOCK = 4096
 ENCODER_SAMPLE = 4096
 
 

@@ -37,7 +37,7 @@ log = logging.getLogger("bindsearch")
 
 Key = tuple[Modality, bool]  # (modality, windows?)
 INDEX_SUFFIX = ".ivf"
-_CHUNK = 8192  # vectors read per step of a build: 32 MiB at 1024 dims
+_CHUNK = 4096  # vectors read per step of a build: 16 MiB at 1024 dims
 
 
 def slot_fetch(stores: VectorStores, key: Key, slots: SlotMap) -> Fetch:
@@ -138,9 +138,12 @@ class IndexBuilder:
         for begin in range(0, slots.size, _CHUNK):
             ids, at = slots.ids[begin : begin + _CHUNK], slots.slots[begin : begin + _CHUNK]
             inside = (at >= 0) & (at < held)
-            vectors = np.zeros((ids.size, self.library.dim), np.float32)
-            if inside.any():
-                vectors[inside] = stores.read(key, at[inside])
+            if inside.all():  # (read in place: one chunk in memory, not two)
+                vectors = stores.read(key, at)
+            else:
+                vectors = np.zeros((ids.size, self.library.dim), np.float32)
+                if inside.any():
+                    vectors[inside] = stores.read(key, at[inside])
             crcs = slots.crcs[begin : begin + _CHUNK].astype(np.uint32)
             bad = ~inside | (row_crcs(vectors.astype(ROW_DTYPE, copy=False)) != crcs)
             if bad.any():

@@ -121,15 +121,17 @@ class ItemStore:
 
     def slot_map(self, modality: Modality, windows: bool = False) -> SlotMap:
         """Id, slot and CRC-32 of every stored vector of ``modality`` (of its windows with ``windows``)."""
-        if windows:
-            query = (select(Window.id, Window.slot, Window.crc).join(Item, Window.item_id == Item.id)
-                     .where(Item.modality == modality.value).order_by(Window.id))
-        else:
-            query = (select(Item.id, Item.slot, Item.crc)
-                     .where(Item.modality == modality.value, Item.status == STATUS_OK).order_by(Item.id))
-        with self._engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return SlotMap.from_rows([tuple(r) for r in rows])
+        # Every query process reads this once per index: plain SQLite rows into one array (at 1M items 0.55 s,
+        # against 1.4 s through SQLAlchemy's result rows). A row without a slot reads as slot -1: damaged.
+        raw = self._engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            slots = SlotMap.from_rows(cursor.execute(_WINDOW_SLOTS_SQL if windows else _ITEM_SLOTS_SQL,
+                                                     (modality.value,) if windows else (modality.value, STATUS_OK)))
+            cursor.close()
+        finally:
+            raw.close()
+        return slots
 
     def stored_item_vector(self, ref: int | str) -> tuple[list[int], np.ndarray]:
         """The stored vector of the item ``ref`` names (an id, or an indexed file's path), and the ids of
@@ -234,6 +236,14 @@ class ItemStore:
         return {m: n for m, n in sorted(rows)}, failed, {m: n for m, n in sorted(window_rows)}
 
 
+_ITEM_SLOTS_SQL = (
+    f"SELECT id, coalesce(slot, -1), coalesce(crc, -1) FROM {Item.__tablename__} "
+    "WHERE modality = ? AND status = ? ORDER BY id"
+)
+_WINDOW_SLOTS_SQL = (
+    f"SELECT w.id, coalesce(w.slot, -1), coalesce(w.crc, -1) FROM {Window.__tablename__} AS w "
+    f"JOIN {Item.__tablename__} AS i ON w.item_id = i.id WHERE i.modality = ? ORDER BY w.id"
+)
 _ITEMS_UNDER_SQL = (
     "SELECT id, path, modality, size, mtime_ns, content_hash, status, window_count, duration, error "
     f"FROM {Item.__tablename__} "

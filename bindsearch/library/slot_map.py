@@ -7,6 +7,9 @@ Two processes compare maps to see what another one changed (``changes``).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
+
 import numpy as np
 
 from ..ann.idsets import in_sorted
@@ -30,11 +33,10 @@ class SlotMap:
         self.ids, self.slots, self.crcs = ids, slots, crcs
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[int, int, int]]) -> SlotMap:
-        """From (id, slot, crc) rows as SQLite returns them."""
-        if not rows:
-            return cls()
-        table = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    def from_rows(cls, rows: Iterable[tuple[int, int, int]]) -> SlotMap:
+        """From (id, slot, crc) rows as SQLite returns them (a cursor: read straight into one array, with no list
+        of a million tuples in between)."""
+        table = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64).reshape(-1, 3)
         return cls(table[:, 0], table[:, 1], table[:, 2])
 
     @property
