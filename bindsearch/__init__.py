@@ -39,7 +39,7 @@ from .errors import (
     UsageError,
 )
 from .indexer import IndexObserver, IndexReport, index_paths
-from .library import FileError, IndexInfo, LibraryInfo
+from .library import FileError, IndexInfo, LibraryInfo, OptimizeReport
 from .modality import Modality
 from .search import Filters, Hit, QueryTerm, search
 from .spaces import DEFAULT_SPACE, Encoder, Space, load_space
@@ -84,6 +84,7 @@ __all__ = [
     "LibraryLockedError",
     "MediaError",
     "Modality",
+    "OptimizeReport",
     "QueryTerm",
     "ReadOnlyLibraryError",
     "Space",

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import bindsearch
 
-from .console import handles_errors
+from .console import handles_errors, out
 from .options import JsonOption, LibraryOption
-from .render import print_indexes, print_json
+from .render import human_bytes, print_indexes, print_json
 
 
 @handles_errors
 def optimize(library: LibraryOption = None, as_json: JsonOption = False) -> None:
-    """Build the approximate indexes now, so that every vector is in one again.
+    """Build the approximate indexes now, and give back the disk space of unused vectors.
 
-    An index run does this by itself when an index has grown past its last build
-    by a share; optimize does it whenever anything changed since, and turns an
-    index that shrank below the exact limit back into exact search.
+    An index run builds an index anew by itself once it has grown past its last
+    build by a share; optimize does it whenever anything changed since, and turns
+    an index that shrank below the exact limit back into exact search. The vectors
+    of removed and re-embedded items stay in the vector files until optimize frees
+    their space.
     """
     with bindsearch.open_library(library) as lib:
-        indexes = lib.optimize()
+        report = lib.optimize()
     if as_json:
-        print_json(indexes)
-    else:
-        print_indexes(indexes)
+        print_json(report)
+        return
+    print_indexes(report.indexes)
+    out.print(f"\nfreed {human_bytes(report.freed_bytes)} of unused vectors" if report.freed_bytes
+              else "\nno unused vectors to free")

@@ -189,7 +189,7 @@ def print_info(info: LibraryInfo) -> None:
     if info.tags:
         table.add_row("tags", ", ".join(f"{t} {n}" for t, n in info.tags.items()))
     table.add_row("failed", str(len(info.failed)))
-    table.add_row("size", _human_bytes(info.size_bytes))
+    table.add_row("size", human_bytes(info.size_bytes))
     table.add_row("schema", str(info.schema_version))
     if info.read_only:
         table.add_row("access", f"read-only ({info.read_only}): searches only")
@@ -202,11 +202,11 @@ def print_info(info: LibraryInfo) -> None:
 
 def print_indexes(indexes: list[IndexInfo]) -> None:
     """One row per index: its engine, how many vectors it holds, what changed since it was built (searched
-    exactly beside it, or left out), when that was, and the recall@10 against exact search it was measured
-    to reach."""
+    exactly beside it, or left out), when that was, the recall@10 against exact search it was measured to
+    reach, and what its vectors and its index file take on disk."""
     table = Table(show_edge=False, box=None, pad_edge=False, header_style="bold")
-    for column in ("index", "kind", "vectors", "since build", "built", "recall@10", "file"):
-        table.add_column(column, justify="right" if column in ("vectors", "file", "recall@10") else "left",
+    for column in ("index", "kind", "vectors", "since build", "built", "recall@10", "on disk"):
+        table.add_column(column, justify="left" if column in ("index", "kind", "since build", "built") else "right",
                          no_wrap=True)
     for i in indexes:
         s = i.stats
@@ -214,12 +214,12 @@ def print_indexes(indexes: list[IndexInfo]) -> None:
         built = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.built_at)) if s.built_at is not None else ""
         recall = "" if s.expected_recall is None else f"{s.expected_recall:.3f}"
         table.add_row(i.name, s.kind, f"{s.size:,}", since, built, recall,
-                      _human_bytes(i.file_bytes) if i.file_bytes else "")
+                      human_bytes(i.file_bytes + i.vector_bytes))
     out.print()
     out.print(table)
 
 
-def _human_bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":

@@ -158,7 +158,7 @@ def test_an_index_run_rebuilds_once_the_tail_passes_its_share_and_optimize_build
     stats = lib.vector_index(Modality.IMAGE).stats()
     assert stats.tail == 0 and stats.size == 1700 and stats.built_at > built
     put(lib, clustered(3, lib.dim, seed=9), start=40000, prefix="/data/few")
-    [info] = lib.optimize()
+    [info] = lib.optimize().indexes
     assert (info.name, info.stats.kind, info.stats.tail, info.stats.size) == ("image", "ivf-rabitq", 0, 1703)
     assert info.file_bytes > 0 and 0.9 <= info.stats.expected_recall <= 1.0
 
@@ -185,7 +185,7 @@ def test_the_cli_shows_the_index_and_answers_exactly_when_asked(big):
     optimize = subprocess.run([*run, "optimize", "--library", str(lib.path), "--json"], capture_output=True,
                               text=True, env=_env())
     assert optimize.returncode == 0, optimize.stderr
-    [index] = json.loads(optimize.stdout)
+    [index] = json.loads(optimize.stdout)["indexes"]
     assert (index["name"], index["stats"]["kind"], index["stats"]["size"]) == ("image", "ivf-rabitq", 1500)
     query = subprocess.run([*run, "query", "--like", "/data/img00042.png", "--exact", "-k", "20", "--json",
                             "--library", str(lib.path)], capture_output=True, text=True, env=_env())

@@ -2,8 +2,8 @@
 
 Checked against plain numpy arrays and zlib: what is appended reads back bit for bit, CRC-32s are
 those of the rows' bytes, a torn last row is cut, a writer killed by SIGKILL loses nothing it
-reported as durable, readers see later appends, a damaged row is found, compaction copies the live
-rows into a new file, and reading a few rows of a large file keeps this process small.
+reported as durable, readers see later appends, a damaged row is found, unused rows give their disk
+space back, and reading a few rows of a large file keeps this process small.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import os
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -23,7 +22,6 @@ import numpy as np
 import pytest
 
 from bindsearch.errors import VectorFileError
-from bindsearch.library.vector_files import next_generation_path
 from bindsearch.library.vector_store import HEADER_BYTES, VectorStore, row_crcs
 
 DIM = 16
@@ -297,7 +295,7 @@ with VectorStore(sys.argv[1], {DIM}, writable=True) as store:
         assert np.array_equal(store.read(range(3)), pattern(0, 3, DIM))
 
 
-# -- damage and compaction -----------------------------------------------------------------------
+# -- damage and unused rows -----------------------------------------------------------------------
 
 
 def test_verify_names_the_damaged_rows_and_those_beyond_the_end(tmp_path: Path) -> None:
@@ -318,39 +316,38 @@ def test_verify_names_the_damaged_rows_and_those_beyond_the_end(tmp_path: Path) 
         store.verify(asked, crcs[:2])
 
 
-def test_compaction_copies_the_live_rows_into_the_next_generation(tmp_path: Path) -> None:
-    path = tmp_path / "audio.windows.f32"
-    with VectorStore(path, DIM, writable=True) as store:
-        _, crcs = store.append(pattern(0, 100, DIM))
-        os.chmod(path, 0o640)
-        live = np.random.default_rng(1).permutation(100)[:61]
-        new_path, new_slots = store.compact(live)
-    assert new_path == str(tmp_path / "audio.windows-g2.f32")
-    assert new_slots.tolist() == list(range(61)) and new_slots.dtype == np.int64
-    assert stat.S_IMODE(os.stat(new_path).st_mode) == 0o640
-    assert os.path.getsize(path) == HEADER_BYTES + 100 * DIM * 4  # the old file is left to the caller
-    assert sorted(os.listdir(tmp_path)) == ["audio.windows-g2.f32", "audio.windows.f32"]  # no temporary left
-    with VectorStore(new_path, DIM, writable=True) as compacted:
-        assert compacted.rows == 61
-        assert np.array_equal(compacted.read(new_slots), pattern(0, 100, DIM)[live])
-        assert compacted.verify(new_slots, crcs[live]).size == 0  # rows copied bit for bit
-        compacted.append(pattern(100, 1, DIM))
-        (tmp_path / "audio.windows-g3.f32").write_bytes(b"left by a compaction killed before the switch")
-        third, _ = compacted.compact(np.array([61, 0]))
-    assert third == str(tmp_path / "audio.windows-g4.f32")
-    assert (tmp_path / "audio.windows-g3.f32").read_bytes().startswith(b"left by")
-    with VectorStore(third, DIM) as last:
-        assert np.array_equal(last.read([0, 1]), np.concatenate([pattern(100, 1, DIM), pattern(0, 100, DIM)[live[:1]]]))
-    with pytest.raises(VectorFileError, match="beyond its end"):
-        VectorStore(third, DIM).compact(np.array([2]))
-    assert not (tmp_path / "audio.windows-g5.f32").exists()
+def test_unused_rows_give_their_blocks_back_and_live_rows_stay_as_they_were(tmp_path: Path) -> None:
+    dim = 1024  # a row is one 4 KiB block, after a header of one block
+    path = tmp_path / "image.f32"
+    with VectorStore(path, dim, writable=True) as store:
+        slots, crcs = store.append(pattern(0, 300, dim))
+        live = np.concatenate([np.arange(0, 100), np.arange(200, 250), np.arange(250, 300, 3)])
+        before = store.allocated_bytes
+        freed = store.free_unused(live)
+        # Rows 100-199 and the runs of two between every third row of 250-299 hold no live row (less what the
+        # file system may take for the map of a file now in 19 pieces: ext4 an extent block).
+        expected = (100 + 2 * 16 + 1) * dim * 4
+        assert expected - 4 * 4096 <= freed <= expected
+        assert store.allocated_bytes == before - freed
+        with open(path, "rb") as f:  # each unused run is a hole now, each live row data
+            def byte(row: int) -> int:
+                return HEADER_BYTES + row * dim * 4
 
-
-def test_next_generation_names() -> None:
-    assert next_generation_path("/x/image.f32") == "/x/image-g2.f32"
-    assert next_generation_path("/x/image-g9.f32") == "/x/image-g10.f32"
-    assert next_generation_path("/x/sensor-3.f32") == "/x/sensor-3-g2.f32"
-    assert next_generation_path("/x/plain") == "/x/plain-g2"
+            for first, end in [(100, 200), (251, 253), (296, 298)]:
+                assert os.lseek(f.fileno(), byte(first), os.SEEK_HOLE) == byte(first)
+                assert os.lseek(f.fileno(), byte(first), os.SEEK_DATA) == byte(end)
+            assert os.lseek(f.fileno(), byte(299), os.SEEK_HOLE) == byte(299)
+        assert os.path.getsize(path) == HEADER_BYTES + 300 * dim * 4  # every slot keeps its place
+        assert store.verify(slots[live], crcs[live]).size == 0
+        assert np.array_equal(store.read(live), pattern(0, 300, dim)[live])
+        assert not store.read(np.arange(100, 200)).any()  # a hole reads as zeros
+        assert store.free_unused(live) == 0  # nothing left to free
+        more, _ = store.append(pattern(300, 2, dim))  # appends go on after the holes
+        assert more.tolist() == [300, 301]
+    with VectorStore(path, dim) as reader:
+        assert np.array_equal(reader.read([301, 0]), pattern(0, 302, dim)[[301, 0]])
+        with pytest.raises(ValueError, match="reading only"):
+            reader.free_unused(live)
 
 
 # -- memory --------------------------------------------------------------------------------------
@@ -364,7 +361,7 @@ def _kib(field: str) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-def test_reading_a_few_rows_or_compacting_keeps_the_process_small(tmp_path: Path) -> None:
+def test_reading_a_few_rows_keeps_the_process_small(tmp_path: Path) -> None:
     rows, dim = 200_000, 256  # 200 MB of vectors
     path = filled(tmp_path / "big.f32", rows, dim, batch=10_000)
     store = VectorStore(path, dim)
@@ -373,11 +370,3 @@ def test_reading_a_few_rows_or_compacting_keeps_the_process_small(tmp_path: Path
     got = store.read(asked)
     assert np.array_equal(got[:3], np.concatenate([pattern(int(s), 1, dim) for s in asked[:3]]))
     assert _kib("VmRSS") - before < 20 * 1024, "reading 500 rows brought much of a 200 MB file into memory"
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets the peak, so that VmHWM is the compaction's
-    except OSError:
-        pytest.skip("cannot reset the peak memory of this process")
-    before = _kib("VmRSS")
-    new_path, _ = store.compact(np.arange(0, rows, 2))
-    assert _kib("VmHWM") - before < 60 * 1024, "compaction held much of the file in memory"
-    assert os.path.getsize(new_path) == HEADER_BYTES + rows // 2 * dim * 4

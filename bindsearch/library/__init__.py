@@ -10,8 +10,9 @@ processes' commits), ``index_builds`` (when to build an approximate index, where
 ``bindsearch.api.Library`` adds the operations that take a library.
 """
 
-from .records import FileError, IndexInfo, LibraryInfo, StoredItem, StoredWindow
+from .records import FileError, IndexInfo, LibraryInfo, OptimizeReport, StoredItem, StoredWindow
 from .store import LibraryStore
 from .writer import LibraryWriter
 
-__all__ = ["FileError", "IndexInfo", "LibraryInfo", "LibraryStore", "LibraryWriter", "StoredItem", "StoredWindow"]
+__all__ = ["FileError", "IndexInfo", "LibraryInfo", "LibraryStore", "LibraryWriter", "OptimizeReport", "StoredItem",
+           "StoredWindow"]

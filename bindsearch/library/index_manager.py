@@ -221,7 +221,8 @@ class IndexManager:
 
     def info(self) -> list[IndexInfo]:
         """Every index that holds vectors, with its engine's stats and the size of its file."""
-        return [IndexInfo(index_name(*key), self.get(*key).stats(), self.builder.file_bytes(key))
+        return [IndexInfo(index_name(*key), self.get(*key).stats(), self.builder.file_bytes(key),
+                          self.library.vectors.allocated_bytes(key))
                 for key in self.keys_with_vectors()]
 
 

@@ -32,6 +32,16 @@ class IndexInfo:
     name: str
     stats: IndexStats
     file_bytes: int  # of its saved file; 0 for an exact index, which has none
+    vector_bytes: int = 0  # what its vector file takes on disk (less than its length once optimize freed rows)
+
+
+@dataclass(frozen=True)
+class OptimizeReport:
+    """What ``bindsearch optimize`` did: the indexes as it left them, and the disk space it gave back (the rows
+    of removed and re-embedded items, which stay in the vector files until then)."""
+
+    indexes: list[IndexInfo]
+    freed_bytes: int
 
 
 @dataclass(frozen=True)

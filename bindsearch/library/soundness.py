@@ -19,6 +19,7 @@ from .disk_space import disk_is_full
 from .lock import WriterLock
 from .records import index_keys
 from .schema import STATUS_FAILED, Item, Meta, Window
+from .slot_map import SlotMap
 
 log = logging.getLogger("bindsearch")
 
@@ -51,23 +52,33 @@ def find_unusable(library: Any) -> dict[int, str]:
     Vectors are read a chunk at a time from the vector files, so a big library never sits in memory; a row
     the vector file does not hold counts as unusable.
     """
-    from ..errors import VectorFileError
-
     bad: dict[int, str] = {}
     for key in index_keys():
         modality, windows = key
-        slots = library.slot_map(*key)
-        if not slots.size:
-            continue
-        owners = _owners(library, slots.ids) if windows else slots.ids
-        try:
-            chunks = library.vectors.chunks(key, slots.slots, _CHUNK)
-            for begin, vectors in zip(range(0, slots.size, _CHUNK), chunks):
-                unusable = ~usable_rows(vectors)
-                bad.update((int(i), modality.value) for i in owners[begin : begin + _CHUNK][unusable])
-        except VectorFileError:
-            bad.update((int(i), modality.value) for i in owners)
+        found = _unusable_ids(library, key, library.slot_map(*key))
+        if found.size:  # looked at again with the slots as they are now (see ``still_damaged``)
+            library.vectors.forget(key)
+            now = library.slot_map(*key)
+            present = found[now.crcs_of(found) != -1] if now.size else found[:0]
+            at = now.slots_of(present) if present.size else present
+            found = _unusable_ids(library, key, SlotMap(present, at, now.crcs_of(present)))
+        owners = _owners(library, found) if windows else found
+        bad.update((int(i), modality.value) for i in owners)
     return bad
+
+
+def _unusable_ids(library: Any, key: tuple[Modality, bool], slots: SlotMap) -> np.ndarray:
+    """The ids of ``slots`` whose rows are not usable vectors (or that the file does not hold)."""
+    from ..errors import VectorFileError
+
+    found: list[np.ndarray] = []
+    try:
+        chunks = library.vectors.chunks(key, slots.slots, _CHUNK)
+        for begin, vectors in zip(range(0, slots.size, _CHUNK), chunks):
+            found.append(slots.ids[begin : begin + _CHUNK][~usable_rows(vectors)])
+    except VectorFileError:
+        return slots.ids
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
 
 
 def _owners(library: Any, window_ids: np.ndarray) -> np.ndarray:
@@ -171,6 +182,9 @@ def vectors_damaged(library: Any, key: tuple[Modality, bool], ids: np.ndarray) -
     """Vectors of one index (item or window ids) found damaged on disk: their items are marked failed, to be
     embedded again by the next index run, and left out of this process's indexes meanwhile."""
     modality, windows = key
+    ids = still_damaged(library, key, ids)
+    if not ids.size:
+        return
     item_ids = _owners(library, ids) if windows else np.asarray(ids, dtype=np.int64)
     bad = {int(i): modality.value for i in item_ids}
     _drop_in_memory(library, bad)
@@ -190,6 +204,25 @@ def vectors_damaged(library: Any, key: tuple[Modality, bool], ids: np.ndarray) -
                 library.path, _items(len(bad)), modality.value, _example(library, bad),
                 "marked failed, to be read again by the next index run" if marked
                 else "left out of searches until the library can be repaired")
+
+
+def still_damaged(library: Any, key: tuple[Modality, bool], ids: np.ndarray) -> np.ndarray:
+    """Those of ``ids`` whose rows are damaged as SQLite and the vector file stand now, checked afresh.
+
+    A process reads the slots once and the rows later: if meanwhile an item was embedded anew or removed and
+    ``optimize`` freed its old row, that row reads as zeros without being damaged. Such an id has another slot
+    now, or none, and its row is not marked damaged for what a stale slot showed.
+    """
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if not ids.size:
+        return ids
+    library.vectors.forget(key)  # (read through a handle opened now: the file may have been replaced)
+    now = library.slot_map(*key)
+    present = ids[now.crcs_of(ids) != -1] if now.size else ids[:0]
+    if not present.size:
+        return present
+    bad = library.vectors.damaged(key, now.slots_of(present), now.crcs_of(present))
+    return present[bad]
 
 
 def vector_file_unusable(library: Any, key: tuple[Modality, bool], problem: str) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from ..errors import BindsearchError, DiskFullError, SpaceMismatchError
+from ..errors import BindsearchError, DiskFullError, SpaceMismatchError, VectorFileError
 from ..modality import Modality
 from ..spaces import Space
 from ..spaces.registry import space_from_spec
@@ -36,7 +36,7 @@ from .item_store import ItemStore
 from .lock import WriterLock
 from .opening import open_library
 from .read_only import refuse
-from .records import INDEX_DIR, LOCK_FILE, VECTOR_DIR, IndexInfo, LibraryInfo
+from .records import INDEX_DIR, LOCK_FILE, VECTOR_DIR, IndexInfo, LibraryInfo, OptimizeReport, index_keys
 from .schema import Item, Meta, Window
 from .vector_stores import VectorStores
 from .writer import LibraryWriter, _bump_generation
@@ -154,13 +154,24 @@ class LibraryStore(ItemStore):
         """Per index that holds vectors: its engine, size, last build and expected recall."""
         return self.indexes.info()
 
-    def optimize(self) -> list[IndexInfo]:
-        """Build now the approximate indexes that are due (an ``index`` run does so when it ends); the
-        indexes after."""
+    def optimize(self) -> OptimizeReport:
+        """Build now the approximate indexes that anything changed since their build, and give back the disk
+        space of vector rows no item points at any more (see ``holes``); the indexes after, and the bytes freed."""
+        freed = 0
         with self.writer(kept="every index built before is kept"):
             for key in self.indexes.keys_with_vectors():
                 self.indexes.builder.maintain(key, final=True, force=True)
-        return self.index_info()
+            for key in index_keys():  # (an index emptied by removals too: its file holds only unused rows)
+                freed += self._free_unused(key)
+        return OptimizeReport(self.index_info(), freed)
+
+    def _free_unused(self, key: tuple[Modality, bool]) -> int:
+        try:
+            return self.vectors.free_unused(key, self.slot_map(*key).slots)
+        except (VectorFileError, OSError) as exc:  # (an unusable file is set aside by the next index run)
+            log.warning("library %s: the unused rows of %s were left as they are (%s)", self.path,
+                        self.vectors.path(key), getattr(exc, "strerror", None) or exc)
+            return 0
 
     def refresh(self) -> None:
         """Bring the loaded indexes up to what other processes committed since: every search starts with this."""

@@ -4,10 +4,10 @@ Layout: a 4096-byte header (magic, format version, dimension, dtype code) then r
 little-endian float32; row ``s`` (its slot) starts at byte ``HEADER_BYTES + s * dim * 4``. SQLite
 keeps each item's slot and its row's CRC-32; this file keeps nothing else.
 
-A row, once durable, never moves or changes until the file is replaced by a compacted copy, so
-readers in other processes need no lock. A process killed while appending leaves at most a torn
-last row (cut when the file is next opened for writing) and whole rows that no SQLite row points
-at (harmless: the next compaction drops them).
+A row, once durable, never moves or changes, so readers in other processes need no lock. A process
+killed while appending leaves at most a torn last row (cut when the file is next opened for writing)
+and whole rows that no SQLite row points at; those, and the rows of items removed or embedded anew,
+give their disk space back when ``bindsearch optimize`` punches holes over them (see ``holes``).
 
 Rows are read with positioned reads (one per run of consecutive slots), not through a memory map:
 a map of a file in the page cache brings whole large folios into the process (reading 100 random
@@ -25,7 +25,8 @@ import numpy as np
 
 from ..errors import UnusableVectorFile, VectorFileError
 from ..regular_files import file_kind
-from .vector_files import HEADER_BYTES, ROW_DTYPE, compact, header_problem, row_crcs, write_vector_file
+from .holes import allocated_bytes, block_ranges, punch, unused_runs
+from .vector_files import HEADER_BYTES, ROW_DTYPE, header_problem, row_crcs, write_vector_file
 
 try:
     import fcntl
@@ -237,14 +238,25 @@ class VectorStore:
                 raise VectorFileError(f"vector file {self.path} ends before byte {offset + len(target)}")
             done += got
 
-    # -- compaction and closing ----------------------------------------------------------------
+    # -- unused rows and closing ---------------------------------------------------------------
 
-    def compact(self, live_slots: np.ndarray) -> tuple[str, np.ndarray]:
-        """Copy the rows at ``live_slots`` into a new file of the next generation: (its path, their new slots).
+    def free_unused(self, live_slots: np.ndarray) -> int:
+        """Give back the disk space of every row but those at ``live_slots`` (the rows SQLite points at); the
+        bytes freed (0 where the file system cannot punch holes). Only for a writer, under the library's
+        writer lock, so that no row becomes live meanwhile."""
+        if not self.writable:
+            raise ValueError(f"vector file {self.path} is open for reading only")
+        runs = unused_runs(live_slots, self._rows)
+        before = allocated_bytes(self._fd)
+        block = max(512, int(getattr(os.fstat(self._fd), "st_blksize", 4096) or 4096))
+        if not runs.size or not punch(self._fd, block_ranges(runs, HEADER_BYTES, self.row_bytes, block)):
+            return 0
+        return max(0, before - allocated_bytes(self._fd))
 
-        See ``vector_files.compact``; this file is left as it is.
-        """
-        return compact(self, live_slots)
+    @property
+    def allocated_bytes(self) -> int:
+        """What the file takes on disk now (less than its length once holes are punched)."""
+        return allocated_bytes(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:

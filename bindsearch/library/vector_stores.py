@@ -88,6 +88,23 @@ class VectorStores:
         slots, crcs = store.append(vectors)
         return slots, crcs.astype(np.int64)
 
+    def free_unused(self, key: Key, live_slots: np.ndarray) -> int:
+        """Give back the disk space of the rows of this index's file that are not at ``live_slots``: the bytes
+        freed. Only under the library's writer lock, with every live slot given (see ``holes``)."""
+        if not self.exists(key):
+            return 0
+        store = self._writers.get(key)
+        if store is None:
+            store = self._writers[key] = VectorStore(self.path(key), self.dim, writable=True)
+        return store.free_unused(live_slots)
+
+    def allocated_bytes(self, key: Key) -> int:
+        """What this index's file takes on disk (0 when it is missing)."""
+        try:
+            return os.lstat(self.path(key)).st_blocks * 512
+        except (OSError, AttributeError):
+            return 0
+
     def set_aside(self, key: Key) -> Path:
         """Move an unusable file out of the way, as ``<name>.f32.damaged`` (replacing an older one), so that
         the next append starts a new file; where it went."""
