@@ -31,6 +31,8 @@ def summaries(rows: list[dict]) -> list[dict]:
         imported = next((r for m in IMPORT_MEASURES if (r := _row(rows, store, m))), None)
         summary["import_vectors_per_s"] = imported.get(rate) if imported else None
         summary["imported_by"] = imported["measure"] if imported else None
+        if imported and imported.get("index_build_s") is not None:  # (bindsearch's import builds its index too)
+            summary["import_index_build_s"] = imported["index_build_s"]
         disk = _row(rows, store, "disk")
         summary["bytes_per_item"] = disk.get("bytes_per_item") if disk else None
         query = _row(rows, searched, "query")

@@ -1,6 +1,7 @@
 """Library storage: creation, the space it remembers, index files rebuilt from the vectors, search vs brute force."""
 
 import logging
+import os
 import sqlite3
 
 import numpy as np
@@ -201,3 +202,99 @@ def test_a_writer_refuses_a_library_switched_to_another_space_since_it_was_opene
         assert lib.fingerprint == other.fingerprint
         with lib.writer():  # the lock was released
             pass
+
+
+def _state(lib):
+    """Everything a library holds, by path: each item's record, vector and tags, each window, and what its
+    indexes answer from."""
+    import sqlite3
+
+    db = sqlite3.connect(lib.path / "library.sqlite")
+    items = {}
+    for item_id, path, modality, size, mtime, digest, status, error, count, duration in db.execute(
+            "SELECT id, path, modality, size, mtime_ns, content_hash, status, error, window_count, duration "
+            "FROM items"):
+        tags = sorted(t for (t,) in db.execute("SELECT tag FROM tags WHERE item_id = ?", (item_id,)))
+        items[path, modality] = [size, mtime, digest, status, error, count, duration, tags]
+    for modality in (Modality.IMAGE, Modality.AUDIO):
+        ids, vectors = lib.stored_vectors(modality)
+        paths = lib.items(ids)
+        for i, v in zip(ids.tolist(), vectors):
+            items[os.fsencode(paths[i][0]), modality.value].append(v.tobytes())
+        indexed = sorted(lib.items(lib.vector_index(modality).ids()).values())
+        items["index", modality.value] = indexed
+    windows = sorted((path, start, end) for path, start, end in db.execute(
+        "SELECT i.path, w.start, w.\"end\" FROM windows w JOIN items i ON w.item_id = i.id"))
+    indexed = lib.vector_index(Modality.AUDIO, windows=True).ids()
+    stored = {i for (i,) in db.execute("SELECT id FROM windows")}
+    assert set(indexed.tolist()) == stored  # (the index in this process: no window left in it, none missing)
+    window_index = sorted(lib.windows(indexed).values())
+    db.close()
+    return items, windows, [(w.item_id, w.start, w.end) for w in window_index]
+
+
+def test_a_commit_of_many_changes_leaves_what_a_commit_after_each_would(tmp_path, tiny_space):
+    # Puts are written a run at a time (a statement per kind of change): the result must be the one of
+    # writing them one by one, whatever the mix of new and existing items, repeats, windows, tags and removals.
+    rng = np.random.default_rng(11)
+    libs = [bindsearch.open_library(tmp_path / name, tiny_space, create=True) for name in ("batched", "one_by_one")]
+    dim = libs[0].dim
+
+    def vector():
+        return l2_normalize(rng.normal(size=dim)).astype(np.float32)
+
+    base = [(f"/m/{i}.{'wav' if i % 3 == 0 else 'png'}", Modality.AUDIO if i % 3 == 0 else Modality.IMAGE)
+            for i in range(30)]
+    base_ops = [("put", (p, m, i, i, f"h{i}", vector(), [(0.0, 2.0, vector())] if m is Modality.AUDIO else None,
+                         ("old",) if i % 4 == 0 else ())) for i, (p, m) in enumerate(base)]
+    ops = []
+    for step in range(200):
+        path, modality = base[int(rng.integers(0, 30))] if rng.random() < 0.6 else (
+            f"/m/new{int(rng.integers(0, 40))}.png", Modality.IMAGE)
+        roll = rng.random()
+        if roll < 0.6:
+            windows = ([(float(s), float(s) + 2.0, vector()) for s in range(int(rng.integers(0, 3)))]
+                       if modality is Modality.AUDIO else None)
+            ops.append(("put", (path, modality, step, step, f"g{step}", vector(), windows,
+                                ("new",) if rng.random() < 0.3 else ())))
+        elif roll < 0.7:
+            ops.append(("failed", (path, modality, step, step, f"broken at {step}")))
+        elif roll < 0.9:
+            ops.append(("remove", base[int(rng.integers(0, 30))]))
+        else:
+            ops.append(("touch", base[int(rng.integers(0, 30))]))
+
+    def apply(lib, writer, kind, args):
+        if kind == "put":
+            path, modality, size, mtime, digest, v, windows, tags = args
+            writer.put(path, modality, size, mtime, digest, v, windows, tags=tags)
+        elif kind == "failed":
+            writer.put_failed(*args)
+        else:  # by the id the item had when the batch began (as an index run stages them)
+            item_id = ids.get(args)
+            if item_id is None:
+                return
+            if kind == "remove":
+                writer.remove(item_id, args[1])
+                del ids[args]
+            else:
+                writer.touch(item_id, 7, 7)
+
+    for lib in libs:
+        with lib.writer() as writer:
+            for kind, args in base_ops:
+                apply(lib, writer, kind, args)
+            writer.commit()
+    batched, one_by_one = libs
+    stored = {(p, m): i for i, (p, m) in batched.items(np.arange(1, 100)).items()}
+    for lib, each in ((batched, False), (one_by_one, True)):
+        ids = dict(stored)
+        with lib.writer() as writer:
+            for kind, args in ops:
+                apply(lib, writer, kind, args)
+                if each:
+                    writer.commit()
+            writer.commit()
+    assert _state(batched) == _state(one_by_one)
+    for lib in libs:
+        lib.close()

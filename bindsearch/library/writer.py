@@ -7,6 +7,7 @@ the commit leaves rows in the vector files that nothing points at, never a row t
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from ..errors import UnusableVectorFile
 from ..modality import Modality
 from ..windows import WINDOWED
 from .records import generation_key
+from .row_writes import add_tags, delete_windows_of, existing_items, insert_items, insert_windows, update_items
 from .schema import STATUS_FAILED, STATUS_OK, Item, Tag, Window, bump_counter
 from .soundness import unusable_problem, vector_file_unusable
 
@@ -95,11 +97,14 @@ class LibraryWriter:
         lib = self.library
         now = time.time()
         placed = self._append_vectors()
+        runs = _put_runs(self._ops)
         changes = _IndexChanges()
         with lib._engine.begin() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()  # in the transaction ``begin`` commits
             for n, (kind, args) in enumerate(self._ops):
                 if kind == "put":
-                    self._write_put(conn, n, args, now, changes, placed)
+                    if n in runs:
+                        _write_puts(cursor, n, self._ops[n : runs[n]], now, changes, placed)
                 elif kind == "touch":
                     item_id, size, mtime_ns = args
                     conn.execute(update(Item).where(Item.id == item_id).values(size=size, mtime_ns=mtime_ns))
@@ -123,6 +128,7 @@ class LibraryWriter:
                     conn.execute(delete(Item).where(Item.id == item_id))
                     if status == STATUS_OK:
                         changes.remove((modality, False), [item_id])
+            cursor.close()
             generations = {key: _bump_generation(conn, *key) for key in changes.touched}
         self._ops.clear()
         self._dirty.update(changes.touched)
@@ -157,44 +163,6 @@ class LibraryWriter:
             vector_file_unusable(self.library, key, str(exc))
             return self.library.vectors.append(key, vectors)
 
-    def _write_put(self, conn: Any, n: int, args: tuple[Any, ...], now: float, changes: _IndexChanges,
-                   placed: dict[tuple[int, int | None], tuple[int, int]]) -> None:
-        path, modality, size, mtime_ns, content_hash, vector, reason, windows, duration, tags = args
-        old = conn.execute(
-            select(Item.id, Item.status).where(Item.path == path, Item.modality == modality.value)
-        ).first()
-        status, error = reason if reason else (STATUS_OK, None)
-        values = {
-            "size": size, "mtime_ns": mtime_ns, "content_hash": content_hash,
-            "status": status, "error": error, "indexed_at": now,
-            "window_count": None if windows is None else len(windows),
-            "duration": duration,
-            "slot": placed[(n, None)][0] if vector is not None else None,
-            "crc": placed[(n, None)][1] if vector is not None else None,
-        }
-        if old is None:
-            item_id = conn.execute(
-                Item.__table__.insert().values(path=path, modality=modality.value, **values)
-            ).inserted_primary_key[0]
-        else:
-            item_id = old[0]
-            conn.execute(update(Item).where(Item.id == item_id).values(**values))
-            _delete_windows(conn, item_id, modality, changes)
-            if old[1] == STATUS_OK:
-                changes.remove((modality, False), [item_id])
-        if tags:
-            rows = [{"item_id": item_id, "tag": t} for t in tags]
-            conn.execute(Tag.__table__.insert().prefix_with("OR IGNORE"), rows)
-        if vector is not None:
-            changes.add((modality, False), item_id, vector, *placed[(n, None)])
-        for w, (start, end, window_vector) in enumerate(windows or ()):
-            slot, crc = placed[(n, w)]
-            window_id = conn.execute(
-                Window.__table__.insert().values(item_id=item_id, start=float(start), end=float(end), slot=slot,
-                                                 crc=crc)
-            ).inserted_primary_key[0]
-            changes.add((modality, True), window_id, window_vector, slot, crc)
-
     def maintain_indexes(self, final: bool = True) -> None:
         """Build anew the indexes changed by this writer that are due it (see ``IndexBuilder.maintain``)."""
         if not self._dirty:  # (a run that changed nothing loads no index, nor FAISS)
@@ -219,8 +187,6 @@ class LibraryWriter:
         its tags, and loses its old vector and time windows; ``tags`` are added. Every item gets
         ``window_count`` (None: not cut into windows) and no duration.
         """
-        import os
-
         lib = self.library
         n = len(paths)
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
@@ -246,40 +212,23 @@ class LibraryWriter:
         removed: dict[tuple[Modality, bool], list[int]] = {}
         with lib._engine.begin() as conn:
             cursor = conn.connection.dbapi_connection.cursor()  # in the transaction ``begin`` commits
-            old: dict[bytes, tuple[int, str]] = {}
-            for begin in range(0, n, 500):  # (well under SQLite's limit on bound values)
-                chunk = keys[begin : begin + 500]
-                marks = ",".join("?" * len(chunk))
-                cursor.execute(f"SELECT path, id, status FROM items WHERE modality = ? AND path IN ({marks})",
-                               (modality.value, *chunk))
-                old.update((path, (item_id, status)) for path, item_id, status in cursor.fetchall())
-            replaced = [j for j, key in enumerate(keys) if key in old]
+            old = existing_items(cursor, [(key, modality.value) for key in keys])
+            replaced = [j for j, key in enumerate(keys) if (key, modality.value) in old]
+            fresh = [j for j, key in enumerate(keys) if (key, modality.value) not in old]
             for j in replaced:
-                ids[j] = old[keys[j]][0]
-            fresh = [j for j, key in enumerate(keys) if key not in old]
-            if fresh:
-                _insert_items(cursor, modality.value, fresh, keys, sizes, mtimes_ns, hashes, now, window_count,
-                              slots, crcs, ids)
+                ids[j] = old[keys[j], modality.value][0]
+
+            def values(j: int) -> tuple:
+                return (int(sizes[j]), int(mtimes_ns[j]), hashes[j], STATUS_OK, None, now, window_count, None,
+                        int(slots[j]), int(crcs[j]))
+
+            ids[fresh] = insert_items(cursor, [(keys[j], modality.value, *values(j)) for j in fresh])
+            update_items(cursor, [(*values(j), int(ids[j])) for j in replaced])
             if replaced:
-                cursor.executemany(
-                    "UPDATE items SET size = ?, mtime_ns = ?, content_hash = ?, status = ?, error = NULL, "
-                    "indexed_at = ?, window_count = ?, duration = NULL, slot = ?, crc = ? WHERE id = ?",
-                    [(int(sizes[j]), int(mtimes_ns[j]), hashes[j], STATUS_OK, now, window_count, int(slots[j]),
-                      int(crcs[j]), int(ids[j])) for j in replaced],
-                )
-                removed[whole] = [int(ids[j]) for j in replaced if old[keys[j]][1] == STATUS_OK]
+                removed[whole] = [int(ids[j]) for j in replaced if old[keys[j], modality.value][1] == STATUS_OK]
                 if modality in WINDOWED:
-                    window_ids: list[int] = []
-                    for begin in range(0, len(replaced), 500):
-                        chunk = [int(ids[j]) for j in replaced[begin : begin + 500]]
-                        cursor.execute(f"SELECT id FROM windows WHERE item_id IN ({','.join('?' * len(chunk))})",
-                                       chunk)
-                        window_ids += [row[0] for row in cursor.fetchall()]
-                    cursor.executemany("DELETE FROM windows WHERE item_id = ?", [(int(ids[j]),) for j in replaced])
-                    removed[windowed] = window_ids
-            tag_rows = [(int(i), t) for i, ts in zip(ids, tag_lists) for t in ts]
-            if tag_rows:
-                cursor.executemany("INSERT OR IGNORE INTO tags (item_id, tag) VALUES (?, ?)", tag_rows)
+                    removed[windowed] = delete_windows_of(cursor, [int(ids[j]) for j in replaced])
+            add_tags(cursor, [(int(i), t) for i, ts in zip(ids, tag_lists) for t in ts])
             cursor.close()
             touched = {whole} | {key for key, gone in removed.items() if gone}
             generations = {key: _bump_generation(conn, *key) for key in touched}
@@ -295,29 +244,6 @@ class LibraryWriter:
         if time.monotonic() - self._saved_at > self.MAINTAIN_EVERY_S:
             self.maintain_indexes(final=False)
         return n - len(replaced), len(replaced)
-
-
-def _insert_items(cursor: Any, modality: str, fresh: list[int], keys: list[bytes], sizes: Sequence[int],
-                  mtimes_ns: Sequence[int], hashes: list[str | None], now: float, window_count: int | None,
-                  slots: np.ndarray, crcs: np.ndarray, ids: np.ndarray) -> None:
-    """Insert the rows ``fresh`` (positions into ``keys``) as new embedded items in one ``executemany``, and
-    set their ids in ``ids``.
-
-    executemany reports no ids, so they are read back: every id above the largest before the insert is one
-    of these rows, since the transaction holds the database's write lock and ids only grow (AUTOINCREMENT).
-    """
-    before = cursor.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0]
-    cursor.executemany(
-        "INSERT INTO items (path, modality, size, mtime_ns, content_hash, status, error, indexed_at, "
-        "window_count, duration, slot, crc) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, ?, ?)",
-        [(keys[j], modality, int(sizes[j]), int(mtimes_ns[j]), hashes[j], STATUS_OK, now, window_count,
-          int(slots[j]), int(crcs[j])) for j in fresh],
-    )
-    new = dict(cursor.execute("SELECT path, id FROM items WHERE id > ?", (before,)).fetchall())
-    if len(new) != len(fresh):
-        raise RuntimeError(f"put_many: inserted {len(fresh)} items, found {len(new)} new ids")
-    for j in fresh:
-        ids[j] = new[keys[j]]
 
 
 class _IndexChanges:
@@ -355,6 +281,70 @@ class _IndexChanges:
         return (removed, np.array([a[0] for a in kept], dtype=np.int64),
                 np.stack([np.asarray(a[1], dtype=np.float32).reshape(-1) for a in kept]),
                 np.array([a[2] for a in kept], dtype=np.int64), np.array([a[3] for a in kept], dtype=np.int64))
+
+
+def _put_runs(ops: Sequence[tuple[str, tuple[Any, ...]]]) -> dict[int, int]:
+    """Where each run of consecutive puts starts -> where it ends: runs cut where a (path, modality) would come
+    twice, so that within a run every put is of its own item and they can be written together."""
+    runs: dict[int, int] = {}
+    n = 0
+    while n < len(ops):
+        if ops[n][0] != "put":
+            n += 1
+            continue
+        start, seen = n, set()
+        while n < len(ops) and ops[n][0] == "put" and (ops[n][1][0], ops[n][1][1]) not in seen:
+            seen.add((ops[n][1][0], ops[n][1][1]))
+            n += 1
+        runs[start] = n
+    return runs
+
+
+def _write_puts(cursor: Any, first: int, run: Sequence[tuple[str, tuple[Any, ...]]], now: float,
+                changes: _IndexChanges, placed: dict[tuple[int, int | None], tuple[int, int]]) -> None:
+    """Insert or replace the items of a run of puts (each of its own item), op ``first`` on: a statement per kind
+    of change. A replaced item keeps its id and tags and loses its old vector and windows."""
+    puts = [args for _, args in run]
+    keys = [(os.fsencode(path), modality.value) for path, modality, *_ in puts]
+    old = existing_items(cursor, keys)
+    ids: list[int] = [0] * len(puts)
+    new_rows: list[tuple] = []
+    update_rows: list[tuple] = []
+    for j, (_, _, size, mtime_ns, content_hash, vector, reason, windows, duration, _) in enumerate(puts):
+        status, error = reason if reason else (STATUS_OK, None)
+        slot, crc = placed[(first + j, None)] if vector is not None else (None, None)
+        values = (size, mtime_ns, content_hash, status, error, now, None if windows is None else len(windows),
+                  duration, slot, crc)
+        if keys[j] in old:
+            ids[j] = old[keys[j]][0]
+            update_rows.append((*values, ids[j]))
+        else:
+            new_rows.append((*keys[j], *values))
+    fresh = [j for j in range(len(puts)) if keys[j] not in old]
+    for j, item_id in zip(fresh, insert_items(cursor, new_rows)):
+        ids[j] = item_id
+    update_items(cursor, update_rows)
+    replaced: dict[Modality, list[int]] = {}  # windowed modality -> ids of its replaced items
+    for j in (j for j in range(len(puts)) if keys[j] in old):
+        modality = puts[j][1]
+        if old[keys[j]][1] == STATUS_OK:
+            changes.remove((modality, False), [ids[j]])
+        if modality in WINDOWED:
+            replaced.setdefault(modality, []).append(ids[j])
+    for modality, item_ids in replaced.items():
+        changes.remove((modality, True), delete_windows_of(cursor, item_ids))
+    add_tags(cursor, [(ids[j], tag) for j, args in enumerate(puts) for tag in args[9]])
+    window_rows, window_vectors = [], []
+    for j, args in enumerate(puts):
+        modality, vector, windows = args[1], args[5], args[7]
+        if vector is not None:
+            changes.add((modality, False), ids[j], vector, *placed[(first + j, None)])
+        for w, (start, end, window_vector) in enumerate(windows or ()):
+            slot, crc = placed[(first + j, w)]
+            window_rows.append((ids[j], float(start), float(end), slot, crc))
+            window_vectors.append((modality, window_vector, slot, crc))
+    for window_id, (modality, window_vector, slot, crc) in zip(insert_windows(cursor, window_rows), window_vectors):
+        changes.add((modality, True), window_id, window_vector, slot, crc)
 
 
 def _delete_windows(conn: Any, item_id: int, modality: Modality, changes: _IndexChanges) -> None:
