@@ -36,6 +36,7 @@ from .base import (
     check_distinct,
     empty_result,
 )
+from .blas_threads import numpy_blas_on_one_thread
 from .defaults import (
     RECALL_PROBES,
     REMOVED_SHARE,
@@ -93,9 +94,10 @@ class ApproximateIndex(VectorIndex):
         params = params or ivf_params(ids.size, dim)
         if params.nlist > ids.size:
             raise ValueError(f"{ids.size} vectors are too few for {params.nlist} lists")
-        built = train(dim, params, ids, fetch)
-        probes = start_probes(ids, fetch, dim, RECALL_PROBES)
-        built_ids = fill(built, dim, chunks, ids, probes)
+        with numpy_blas_on_one_thread():
+            built = train(dim, params, ids, fetch)
+            probes = start_probes(ids, fetch, dim, RECALL_PROBES)
+            built_ids = fill(built, dim, chunks, ids, probes)
         index = cls(dim, fetch, params, built, built_ids, built_at=time.time())
         _, found = index.search(probes.vectors, probes.k)
         index.expected_recall = round(recall(probes, found), 4)
