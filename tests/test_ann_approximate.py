@@ -61,6 +61,25 @@ def test_recall_at_1024_dims():
     assert recall_at_k(found, brute_force(vectors, ids, queries, 10)) >= 0.95
 
 
+def test_vectors_without_structure_get_a_wider_search_that_reaches_the_recall():
+    # Uniform on the sphere: the default lists and candidates find few true neighbours; the build measures
+    # that on its probes and searches wider until they reach the target.
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(3000, 256)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[rng.choice(3000, 40, replace=False)] + 0.01 * rng.normal(size=(40, 256)).astype(np.float32)
+    ids = np.arange(3000, dtype=np.int64)
+    defaults = ivf_params(3000, 256)
+    narrow = build(ids, vectors, ArrayStore(ids, vectors), IvfParams(**{**defaults.to_dict(), "nprobe": 2}))
+    index = build(ids, vectors, ArrayStore(ids, vectors))
+    assert (index.params.nprobe, index.params.rerank) > (defaults.nprobe, defaults.rerank)
+    truth = brute_force(vectors, ids, queries, 10)
+    assert recall_at_k(index.search(queries, 10)[1], truth) >= 0.95 and index.expected_recall >= 0.95
+    assert narrow.params.nprobe > 2 and narrow.expected_recall >= 0.95  # (given parameters widen too)
+    structured, _ = clustered(3000, 256, seed=4)
+    assert build(ids, structured, ArrayStore(ids, structured)).params == defaults  # these keep the defaults
+
+
 def test_the_build_streams(data):
     ids, vectors, _ = data
     store = ArrayStore(ids, vectors)

@@ -41,15 +41,17 @@ from .defaults import (
     RECALL_PROBES,
     REMOVED_SHARE,
     TAIL_SHARE,
+    TARGET_RECALL,
     IvfParams,
     exact_filter_limit,
     exact_limit,
     ivf_params,
     rerank_size,
+    widened,
 )
 from .flat import search_ids
 from .idsets import IdLookup, in_sorted, sorted_ids
-from .ivf_build import Chunks, fill, recall, start_probes, train
+from .ivf_build import Chunks, Probes, fill, recall, start_probes, train
 from .selectors import Selection
 from .tail import Tail
 from .topk import exact_scores, merge_top_k, top_k
@@ -99,9 +101,20 @@ class ApproximateIndex(VectorIndex):
             probes = start_probes(ids, fetch, dim, RECALL_PROBES)
             built_ids = fill(built, dim, chunks, ids, probes)
         index = cls(dim, fetch, params, built, built_ids, built_at=time.time())
-        _, found = index.search(probes.vectors, probes.k)
-        index.expected_recall = round(recall(probes, found), 4)
+        index.expected_recall = index._probe_recall(probes)
+        # Vectors with little structure (nearly uniform on the sphere) defeat the defaults: search wider until
+        # the probes reach the target, more lists first, then more candidates re-ranked.
+        while index.expected_recall < TARGET_RECALL:
+            wider = widened(index.params)
+            if wider is None:
+                break
+            index.params = wider
+            index.expected_recall = index._probe_recall(probes)
         return index
+
+    def _probe_recall(self, probes: Probes) -> float:
+        _, found = self.search(probes.vectors, probes.k)
+        return round(recall(probes, found), 4)
 
     @property
     def size(self) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from ..ann.approximate import ApproximateIndex
 from ..ann.base import Fetch, VectorIndex
 from ..ann.choose import build_index, load_index, should_rebuild
-from ..ann.defaults import BACK_TO_FLAT, exact_limit
+from ..ann.defaults import BACK_TO_FLAT, TARGET_RECALL, exact_limit
 from ..ann.flat import FlatIndex
 from ..modality import Modality
 from .records import INDEX_DIR, build_key, index_name
@@ -122,6 +122,11 @@ class IndexBuilder:
         index = build_index(slots.ids, lambda: self._chunks(key, slots, damaged, keep=True), self.library.dim,
                             fetch, kind=ApproximateIndex.kind)
         assert isinstance(index, ApproximateIndex)
+        if index.expected_recall is not None and index.expected_recall < TARGET_RECALL:
+            log.warning("the %s index of library %s finds %.0f%% of the true 10 nearest neighbours of its own "
+                        "vectors, at its widest search (these vectors have little structure for an approximate "
+                        "index); query --exact searches every vector", index_name(*key), self.library.path,
+                        100 * index.expected_recall)
         index.versions = slots.crcs_of(index.built_ids)
         if damaged:
             index.remove(np.concatenate(damaged))
