@@ -82,10 +82,14 @@ def tags_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, tuple[str, .
     """The tags of each of the given items that has any, sorted."""
     out: dict[int, list[str]] = {}
     ids = [int(i) for i in item_ids]
+    cursor = conn.connection.dbapi_connection.cursor()  # (every search asks this: no SQL compiled per call)
     for begin in range(0, len(ids), 500):
         chunk = ids[begin : begin + 500]
-        for item_id, tag in conn.execute(select(Tag.item_id, Tag.tag).where(Tag.item_id.in_(chunk))):
+        cursor.execute(f"SELECT item_id, tag FROM {Tag.__tablename__} WHERE item_id IN ({','.join('?' * len(chunk))})",
+                       chunk)
+        for item_id, tag in cursor.fetchall():
             out.setdefault(item_id, []).append(tag)
+    cursor.close()
     return {i: tuple(sorted(t)) for i, t in out.items()}
 
 
