@@ -48,16 +48,24 @@ class Library(LibraryStore):
         targets: Iterable[Modality | str] | None = None,
         k: int = 10,
         *,
+        offset: int = 0,
         windows: bool = False,
         filters: Filters | None = None,
         dedup: float | None = None,
         exact: bool = False,
     ) -> list[Hit]:
-        """Search with query terms (or a ready vector); see ``bindsearch.search.search``."""
+        """Search with query terms (or a ready vector); see ``bindsearch.search.search``. ``offset`` skips that
+        many of the best results (the next page of a list of ``k``); ranks stay those of the whole list."""
+        from .errors import UsageError
         from .search import search
 
-        return search(self, terms, targets=targets, k=k, windows=windows, filters=filters, dedup=dedup,
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise UsageError(f"offset must be a whole number, at least 0 (got {offset!r})")
+        if offset and k <= 0:
+            raise UsageError(f"k must be a positive number of results (got {k})")
+        hits = search(self, terms, targets=targets, k=k + offset, windows=windows, filters=filters, dedup=dedup,
                       exact=exact)
+        return hits[offset:]
 
     def classify(self, files: Sequence[str | os.PathLike[str]], labels: Sequence[str], **options: Any) -> list:
         """Zero-shot labels of files in this library's space; see ``bindsearch.classify.classify``."""

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
-import math
 import os
 import sys
 import time
@@ -16,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bindsearch.classify import Classification
+from bindsearch.jsonable import to_jsonable
 from bindsearch.library import IndexInfo, LibraryInfo
 from bindsearch.library.tags import TaggedItem
 from bindsearch.paths import display_path
@@ -23,24 +21,6 @@ from bindsearch.search import Hit
 from bindsearch.windows import WindowSettings, format_time
 
 from .console import out, stdout_is_terminal
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Dataclasses, enums and paths to plain JSON values (undecodable file-name bytes shown as U+FFFD;
-    a number that is not finite as null, which strict JSON has in place of NaN)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, str):
-        return display_path(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def print_json(obj: Any) -> None:

@@ -136,6 +136,7 @@ def index_paths(
     started = time.monotonic()
     try:
         with library.writer(kept=_KEPT_ON_FULL_DISK) as writer:
+            library.record_roots(roots)
             if windows is not None and library.set_window_settings(windows):
                 report.window_settings_changed = True
             run = _Run(library, writer, report, observer, batch_size, workers,

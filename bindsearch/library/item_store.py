@@ -14,8 +14,8 @@ from sqlalchemy import Engine, func, select
 from ..errors import UsageError
 from ..modality import Modality
 from ..windows import WINDOWED
-from .records import FileError, StoredItem, StoredWindow
-from .schema import STATUS_FAILED, STATUS_OK, Item, Window
+from .records import FileError, ItemDetails, ItemWindow, StoredItem, StoredWindow
+from .schema import STATUS_FAILED, STATUS_OK, UNKNOWN_DURATION, Item, Window
 from .selection import under
 from .slot_map import SlotMap
 
@@ -69,6 +69,19 @@ class ItemStore:
         # one through SQLAlchemy's statements).
         return {i: (os.fsdecode(path), _MODALITY_BY_VALUE[m])
                 for i, path, m in self._rows_of("SELECT id, path, modality FROM items WHERE id IN ({})", ids)}
+
+    def item(self, item_id: int) -> ItemDetails:
+        """One embedded item's file, metadata, tags and windows; UsageError when no embedded item has the id."""
+        rows = self._rows_of("SELECT id, path, modality, size, mtime_ns, duration FROM items "
+                             "WHERE status = 'ok' AND id IN ({})", [item_id]) if 0 <= item_id < 1 << 63 else []
+        if not rows:
+            raise UsageError(f"no embedded item with id {item_id} in the library")
+        i, path, modality, size, mtime_ns, duration = rows[0]
+        windows = self._rows_of("SELECT start, end FROM windows WHERE item_id IN ({}) ORDER BY start", [item_id])
+        return ItemDetails(
+            id=i, path=os.fsdecode(path), modality=_MODALITY_BY_VALUE[modality], size=size, mtime=mtime_ns / 1e9,
+            duration=None if duration is None or duration == UNKNOWN_DURATION else duration,
+            tags=self.tags_of([i]).get(i, ()), windows=tuple(ItemWindow(s, e) for s, e in windows))
 
     def items_with_windows(self, ids: Sequence[int]) -> set[int]:
         """Those of the given item ids that have time windows."""

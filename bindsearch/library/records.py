@@ -45,6 +45,29 @@ class OptimizeReport:
 
 
 @dataclass(frozen=True)
+class ItemWindow:
+    """One time window of a long audio or video item (seconds from the start of the file)."""
+
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class ItemDetails:
+    """One embedded item as a viewer shows it: its file, modality, size, modification time (seconds since
+    the epoch), length (audio and video; None where not known), tags and time windows."""
+
+    id: int
+    path: str
+    modality: Modality
+    size: int
+    mtime: float
+    duration: float | None
+    tags: tuple[str, ...] = ()
+    windows: tuple[ItemWindow, ...] = ()
+
+
+@dataclass(frozen=True)
 class LibraryInfo:
     """What ``bindsearch info`` shows about a library."""
 

@@ -228,6 +228,26 @@ class LibraryStore(ItemStore):
                         pass
         return True
 
+    def record_roots(self, roots: Sequence[str]) -> None:
+        """Remember folders and files asked to be indexed (call with the writer lock held); see ``roots``."""
+        from .roots import record_roots
+
+        with self._engine.begin() as conn:
+            record_roots(conn, roots)
+
+    def indexed_roots(self) -> list[str]:
+        """The folders and files this library was asked to index, as absolute paths."""
+        from .roots import indexed_roots
+
+        return indexed_roots(self._engine)
+
+    def may_read(self, path: str) -> bool:
+        """Whether a query may name the file at ``path`` (absolute): it lies under an indexed root, or is an
+        item's file. A server asks this before it reads a file a client names."""
+        from .roots import may_read
+
+        return may_read(self._engine, path)
+
     def tag(self, paths: Sequence[str | os.PathLike[str]], add: Sequence[str] = (),
             remove: Sequence[str] = ()) -> list[TaggedItem]:
         """Add and remove tags on the items of these files (a folder: every item under it); their tags after.
