@@ -1,5 +1,5 @@
 """The ``bindsearch`` command: index, query, embed, info, optimize, tag, classify, remove, export, import, duplicates,
-watch."""
+watch, serve."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from . import info as info_cmd
 from . import optimize as optimize_cmd
 from . import query as query_cmd
 from . import remove as remove_cmd
+from . import serve as serve_cmd
 from . import tag as tag_cmd
 from . import watch as watch_cmd
 from .console import CommandLineError, fail, fail_on_usage, quiet_broken_pipe, setup_logging
@@ -70,6 +71,7 @@ app.command("export", cls=Command)(export_cmd.export)
 app.command("import", cls=Command)(import_cmd.import_vectors)
 app.command("duplicates", cls=Command)(duplicates_cmd.duplicates)
 app.command("watch", cls=Command)(watch_cmd.watch)
+app.command("serve", cls=Command)(serve_cmd.serve)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from bindsearch.paths import display_path
 
 from .console import EXIT_FAILED_FILES, err, handles_errors
 from .options import JsonOption, LibraryOption, SpaceOption
+from .remote import NoServerOption, running_server
 from .render import print_classifications, print_json
 
 
@@ -42,6 +44,7 @@ def classify(
     space: SpaceOption = None,
     library: LibraryOption = None,
     as_json: JsonOption = False,
+    no_server: NoServerOption = False,
 ) -> None:
     """Zero-shot labels: the probability of each label for each file, in the library's space (or --space).
 
@@ -57,9 +60,12 @@ def classify(
     else:
         assert labels is not None
         label_list = parse_labels(labels)
-    chosen = bindsearch.load_space(space) if space is not None else _library_space(library)
-    results = bindsearch.classify(files, label_list, space=chosen, modality=modality,
-                                  templates=parse_templates(template or []))
+    templates = parse_templates(template or [])
+    results = None if space is not None or templates else _remote_results(library, no_server, files, label_list,
+                                                                            modality)
+    if results is None:
+        chosen = bindsearch.load_space(space) if space is not None else _library_space(library)
+        results = bindsearch.classify(files, label_list, space=chosen, modality=modality, templates=templates)
     if as_json:
         print_json(results)
     else:
@@ -89,3 +95,25 @@ def _library_space(library: Path | None) -> bindsearch.Space:
             return lib.space
     except LibraryError:
         return bindsearch.load_space(None)
+
+
+def _remote_results(library: Path | None, no_server: bool, files: list[Path], labels: list[str],
+                    modality: str | None) -> list[bindsearch.Classification] | None:
+    """The labels from the library's running server; None when there is none, or when a file is one the
+    server cannot be sent (missing, unreadable, of no modality its name tells): in process, each such file
+    gets its own reason while the others are labelled."""
+    from bindsearch.modality import modality_from_path
+
+    forced = Modality.parse(modality) if modality is not None else None
+    inputs = [(forced or modality_from_path(str(f)), f) for f in files]
+    if any(kind is None or not f.is_file() or not os.access(f, os.R_OK) for kind, f in inputs):
+        return None
+    server = running_server(library, no_server)
+    if server is None:
+        return None
+    from bindsearch.server.client import ServerGone
+
+    try:
+        return server.classify(inputs, labels)  # type: ignore[arg-type]
+    except ServerGone:
+        return None

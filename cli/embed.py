@@ -11,6 +11,7 @@ from bindsearch.errors import LibraryError, UsageError
 
 from .console import handles_errors
 from .options import JsonOption, LibraryOption, SpaceOption
+from .remote import NoServerOption, running_server
 from .render import print_json
 from .terms import terms_from_options
 
@@ -33,25 +34,46 @@ def embed(
     space: SpaceOption = None,
     library: LibraryOption = None,
     as_json: JsonOption = False,
+    no_server: NoServerOption = False,
 ) -> None:
     """Print the unit vector of one input in a space (default: the library's space, if there is a library)."""
     terms = terms_from_options(text, image=image, audio=audio, video=video, depth=depth, thermal=thermal, imu=imu)
     if len(terms) != 1:
         raise UsageError("embed takes exactly one input")
     term = terms[0]
-    chosen = space
-    if chosen is None:
-        try:
-            with bindsearch.open_library(library) as lib:
-                chosen_space = lib.space
-        except LibraryError:
-            chosen_space = bindsearch.load_space(None)
+    remote = _remote_vector(library, no_server or space is not None, term)
+    if remote is not None:
+        vector, space_name = remote
     else:
-        chosen_space = bindsearch.load_space(chosen)
-    vector = chosen_space.embed(term.modality, term.value)
+        chosen_space = _space(space, library)
+        vector, space_name = chosen_space.embed(term.modality, term.value), chosen_space.name
     payload = {"modality": term.modality.value, "dim": int(vector.shape[0]), "embedding": vector.tolist()}
     if as_json:
         print_json(payload)
     else:
         head = ", ".join(f"{v:.4f}" for v in vector[:6])
-        print(f"{term.modality.value} vector, {vector.shape[0]} dims, space {chosen_space.name}: [{head}, ...]")
+        print(f"{term.modality.value} vector, {vector.shape[0]} dims, space {space_name}: [{head}, ...]")
+
+
+def _space(space: str | None, library) -> bindsearch.Space:
+    """--space, else the library's space if there is a library, else the default space."""
+    if space is not None:
+        return bindsearch.load_space(space)
+    try:
+        with bindsearch.open_library(library) as lib:
+            return lib.space
+    except LibraryError:
+        return bindsearch.load_space(None)
+
+
+def _remote_vector(library, no_server: bool, term):
+    """The vector and space name from the library's running server; None when there is none."""
+    server = running_server(library, no_server)
+    if server is None:
+        return None
+    from bindsearch.server.client import ServerGone
+
+    try:
+        return server.embed(term.modality, term.value), str(server.library_info.get("space"))
+    except ServerGone:
+        return None

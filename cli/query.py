@@ -23,6 +23,7 @@ from .options import (
     ThermalOption,
     VideoOption,
 )
+from .remote import NoServerOption, running_server
 from .render import print_hits, print_json, print_paths
 from .terms import terms_from_options
 
@@ -110,6 +111,7 @@ def query(
     library: LibraryOption = None,
     space: SpaceOption = None,
     as_json: JsonOption = False,
+    no_server: NoServerOption = False,
 ) -> None:
     """Search the library with query terms of any modality, summed into one query.
 
@@ -126,7 +128,8 @@ def query(
     Several targets give one list ranked by calibrated score (raw cosines are
     not comparable across modalities). A long audio or video file is found by
     its best time window, whose start and end are shown; --windows lists every
-    matching moment (overlapping windows merged).
+    matching moment (overlapping windows merged). While a bindsearch serve of
+    the library runs, the query is sent to it (no model to load).
     """
     if as_json and (paths_only or null):
         raise UsageError(f"choose one of --json and {'--null' if null else '--paths'}")
@@ -141,9 +144,12 @@ def query(
         min_duration=min_duration, max_duration=max_duration,
     )
     parse_targets(target)  # an unknown modality is refused before the library is opened
-    with bindsearch.open_library(library, space) as lib:
-        hits = lib.search(terms, targets=target, k=top, windows=windows, filters=filters, dedup=dedup,
-                         exact=exact)
+    hits = _remote_hits(library, no_server or space is not None, terms, target=target, k=top, windows=windows,
+                        filters=filters, dedup=dedup, exact=exact)
+    if hits is None:
+        with bindsearch.open_library(library, space) as lib:
+            hits = lib.search(terms, targets=target, k=top, windows=windows, filters=filters, dedup=dedup,
+                              exact=exact)
     if as_json:
         print_json(hits)
     elif hits and (paths_only or null):
@@ -153,3 +159,16 @@ def query(
     else:  # said on stderr: a pipe reading --paths gets no stray line
         err.print("no results: nothing in the target modalities passes the query's filters"
                   if filters.on_metadata else "no results: the library holds nothing of the target modalities")
+
+
+def _remote_hits(library, no_server: bool, terms, *, target, k, windows, filters, dedup, exact):
+    """The hits as the library's running server gives them; None when there is none (or it went away)."""
+    server = running_server(library, no_server)
+    if server is None:
+        return None
+    from bindsearch.server.client import ServerGone
+
+    try:
+        return server.search(terms, targets=target, k=k, windows=windows, filters=filters, dedup=dedup, exact=exact)
+    except ServerGone:
+        return None
