@@ -76,7 +76,9 @@ def serve(
 def _listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before the library and model load so that a taken port fails at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not left 0: asyncio turns Nagle's algorithm off only on sockets that say they are TCP,
+    # and with it on, a reply written as headers then body waits out the client's delayed ACK (40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
