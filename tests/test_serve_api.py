@@ -353,3 +353,13 @@ def test_a_browser_recording_is_an_audio_term(client: TestClient, tmp_path: Path
                            data={"k": "3", "targets": "audio"})
     assert response.status_code == 200, response.text
     assert [h["modality"] for h in response.json()["hits"]] == ["audio"] * 3
+
+
+def test_a_huge_json_body_is_413_whether_its_length_is_declared_or_not(client: TestClient) -> None:
+    huge = b'{"terms": [{"value": "' + b"x" * (2 * 1024 * 1024) + b'"}]}'
+    declared = client.post("/api/search", content=huge, headers={"content-type": "application/json"})
+    assert declared.status_code == 413 and "larger than 1024 KiB" in declared.json()["detail"]
+    streamed = client.post("/api/search", content=iter([huge[i:i + 65536] for i in range(0, len(huge), 65536)]),
+                           headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    assert client.post("/api/search", json={"terms": [{"value": "x" * 1000}]}).status_code == 200

@@ -14,6 +14,7 @@ from .. import __version__
 from ..jsonable import to_jsonable
 from . import routes_items, routes_search
 from .auth import AccessControl
+from .body_limit import BodyLimit
 from .errors import install_error_handlers
 from .settings import ServerSettings
 from .state import THUMBNAIL_DIR, ServerState, State
@@ -43,7 +44,8 @@ def create_app(settings: ServerSettings, library: Library | None = None) -> Fast
     if owned:
         app.router.on_shutdown.append(lib.close)
     install_error_handlers(app)
-    app.add_middleware(AccessControl, settings=settings)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(AccessControl, settings=settings)  # (added last: runs first)
     app.include_router(routes_search.router)
     app.include_router(routes_items.router)
 
