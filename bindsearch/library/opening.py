@@ -17,6 +17,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from ..errors import DiskFullError, LibraryError, LibraryLockedError, SpaceMismatchError
 from ..paths import default_library_path
+from ..processes import process_alive
 from ..spaces import Space, load_space
 from ..windows import WindowSettings
 from .database import read_only_engine, sql_reason, sqlite_engine
@@ -201,16 +202,6 @@ def _remove_abandoned_staging(folder: Path) -> None:
     """Delete the staging folders of library creations whose process is gone (killed halfway)."""
     for staging in folder.parent.glob(f".{folder.name}.creating-*"):
         pid = staging.name[len(f".{folder.name}.creating-") :].split("-", 1)[0]
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and process_alive(int(pid)):
             continue  # another process is creating it right now
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -10,6 +10,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..processes import process_alive
+
 STATE_FILE = "serve.json"
 
 
@@ -48,7 +50,7 @@ def read_record(library: Path) -> ServerRecord | None:
                               library=str(data["library"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return record if _alive(record.pid) else None
+    return record if process_alive(record.pid) else None
 
 
 def remove_record(library: Path) -> None:
@@ -61,13 +63,3 @@ def remove_record(library: Path) -> None:
         os.unlink(path)
     except (OSError, ValueError, AttributeError):
         pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
