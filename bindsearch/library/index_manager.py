@@ -28,6 +28,7 @@ from ..ann.flat import FlatIndex, search_ids
 from ..ann.idsets import in_sorted, sorted_ids
 from ..modality import Modality
 from ..windows import WINDOWED
+from .database import raw_cursor
 from .index_builds import IndexBuilder, Key, slot_fetch
 from .records import IndexInfo, build_key, generation_key, index_keys, index_name
 from .schema import Meta
@@ -108,14 +109,9 @@ class IndexManager:
         if not self.loaded:
             return
         # Every search starts here: plain SQLite (0.05 ms, against 0.8 ms through a SQLAlchemy statement).
-        raw = self.library._engine.raw_connection()
-        try:
-            cursor = raw.cursor()
+        with raw_cursor(self.library._engine) as cursor:
             current = dict(cursor.execute(f"SELECT key, value FROM {Meta.__tablename__} "
                                           "WHERE key LIKE 'generation:%' OR key LIKE 'build:%'").fetchall())
-            cursor.close()
-        finally:
-            raw.close()
         for key, entry in list(self.loaded.items()):
             generation = int(current.get(generation_key(*key), 0))
             build = int(current.get(build_key(*key), 0))
