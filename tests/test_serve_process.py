@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -49,8 +50,14 @@ def _raw_get(url: str, target: str, headers: dict[str, str] | None = None) -> tu
         conn.close()
 
 
-def test_it_serves_the_api_and_its_docs(server) -> None:
+def test_it_serves_the_page_the_api_and_its_docs(server) -> None:
     with server.client() as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+            assert client.get(asset).status_code == 200, asset
+        assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
         info = client.get("/api/info").json()
         assert info["path"] == str(server.library) and sum(info["counts"].values()) == 14
         assert "/api/search" in client.get("/openapi.json").json()["paths"]
