@@ -38,13 +38,19 @@ def server(demo: Path) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def playwright() -> Iterator[object]:
+    """One Playwright for the module (a second one cannot start while the first runs)."""
     # Debian's Chromium (.ci/run installs it): Playwright's own browser download is not used.
     assert Path(CHROMIUM).exists(), f"the browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
     with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: object) -> Iterator[object]:
+    launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
 
 
 @dataclass
@@ -342,31 +348,30 @@ def test_screenshots_of_the_results(watched: Watched, tmp_path: Path) -> None:
         page.screenshot(path=wanted)
 
 
-def test_a_recording_from_the_microphone_is_a_query(server: ServerProcess) -> None:
+def test_a_recording_from_the_microphone_is_a_query(playwright: object, server: ServerProcess) -> None:
     """Chromium's fake capture device stands in for a microphone (a beeping tone), granted without a prompt."""
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            *CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
-        try:
-            context = browser.new_context(permissions=["microphone"])
-            context.set_default_timeout(TIMEOUT_MS)
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(f"{server.url}/?token={TOKEN}")
-            page.wait_for_selector("#record:not([hidden])")
-            page.click("#record")
-            page.wait_for_selector("#record.recording")
-            page.wait_for_function("() => document.getElementById('rec-time').textContent >= '0:01'")
-            page.click("#record")
-            chip = page.wait_for_selector(".chip[data-kind=recording][data-modality=audio]")
-            assert "recording" in chip.inner_text()
-            with page.expect_response("**/api/search/upload") as answer:
-                page.click("#search-btn")
-            # 200 with hits: the server read the browser's recording as sound (an unreadable one is 400).
-            assert answer.value.status == 200, answer.value.text()
-            assert answer.value.json()["hits"]
-            page.wait_for_selector(".result")
-            assert errors == []
-        finally:
-            browser.close()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        *CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+    try:
+        context = browser.new_context(permissions=["microphone"])
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{server.url}/?token={TOKEN}")
+        page.wait_for_selector("#record:not([hidden])")
+        page.click("#record")
+        page.wait_for_selector("#record.recording")
+        page.wait_for_function("() => document.getElementById('rec-time').textContent >= '0:01'")
+        page.click("#record")
+        chip = page.wait_for_selector(".chip[data-kind=recording][data-modality=audio]")
+        assert "recording" in chip.inner_text()
+        with page.expect_response("**/api/search/upload") as answer:
+            page.click("#search-btn")
+        # 200 with hits: the server read the browser's recording as sound (an unreadable one is 400).
+        assert answer.value.status == 200, answer.value.text()
+        assert answer.value.json()["hits"]
+        page.wait_for_selector(".result")
+        assert errors == []
+    finally:
+        browser.close()
