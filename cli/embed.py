@@ -74,6 +74,6 @@ def _remote_vector(library, no_server: bool, term):
     from bindsearch.server.client import ServerGone
 
     try:
-        return server.embed(term.modality, term.value), str(server.library_info.get("space"))
+        return server.embed(term.modality, term.value), str(server.served.get("space"))
     except ServerGone:
         return None

@@ -281,13 +281,15 @@ def test_embed_gives_the_spaces_vector(client: TestClient, lib: bindsearch.Libra
     assert np.allclose(image["embedding"], lib.space.embed(bindsearch.Modality.IMAGE, cat), atol=1e-6)
 
 
-def test_the_api_is_described(client: TestClient) -> None:
+def test_the_api_is_described(client: TestClient, lib: bindsearch.Library) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/info", "/api/search", "/api/search/upload", "/api/items/{item_id}",
+    for path in ("/api/info", "/api/server", "/api/search", "/api/search/upload", "/api/items/{item_id}",
                  "/api/items/{item_id}/media", "/api/items/{item_id}/thumbnail", "/api/items/{item_id}/tags",
                  "/api/classify", "/api/embed"):
         assert path in paths
     assert client.get("/docs").status_code == 200
+    assert client.get("/api/server").json() == {"library": str(lib.path), "space": "imagebind:random(seed=0)",
+                                                "version": bindsearch.__version__}
 
 
 def test_a_token_guards_everything(lib: bindsearch.Library) -> None:

@@ -54,6 +54,10 @@ def create_app(settings: ServerSettings, library: Library | None = None) -> Fast
         with state.using_library() as held:
             return to_jsonable(held.info())
 
+    @app.get("/api/server", summary="Which library and space this server serves (cheap: no database work)")
+    def server(state: State) -> dict[str, Any]:
+        return {"library": str(state.library.path), "space": state.library.space_name, "version": __version__}
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",

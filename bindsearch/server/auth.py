@@ -26,10 +26,11 @@ COOKIE = "bindsearch_token"
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]  # an ASGI application
 
 
 class AccessControl:
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], settings: ServerSettings) -> None:
+    def __init__(self, app: App, settings: ServerSettings) -> None:
         self.app = app
         self.settings = settings
 

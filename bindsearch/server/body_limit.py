@@ -7,22 +7,17 @@ bytes arrive.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
 
+from .auth import App, Receive, Scope, Send
 from .errors import error_response
 
 MAX_JSON_BYTES = 1024 * 1024
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
 class BodyLimit:
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: int = MAX_JSON_BYTES) -> None:
+    def __init__(self, app: App, limit: int = MAX_JSON_BYTES) -> None:
         self.app = app
         self.limit = limit
 

@@ -35,12 +35,16 @@ class ServerClient:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        self.library_info: dict[str, Any] = {}  # what /api/info said when the server was found
+        self.served: dict[str, Any] = {}  # what /api/server said when the server was found: library, space
 
     # -- the API's calls ------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
         return self._call("GET", "/api/info")
+
+    def server(self) -> dict[str, Any]:
+        """The library and space the server serves: what telling a live server from a stale record costs."""
+        return self._call("GET", "/api/server")
 
     def search(self, terms: Sequence[QueryTerm], targets: Sequence[str] | None = None, k: int = 10, *,
                windows: bool = False, filters: Filters | None = None, dedup: float | None = None,
@@ -130,13 +134,13 @@ def find_server(library: str | os.PathLike[str], timeout: float = 2.0) -> Server
         return None
     client = ServerClient(record.url, record.token, timeout=timeout)
     try:
-        info = client.info()
+        served = client.server()
     except (ServerGone, BindsearchError):
         return None
-    if os.path.realpath(str(info.get("path", ""))) != os.path.realpath(library):
+    if os.path.realpath(str(served.get("library", ""))) != os.path.realpath(library):
         return None
     client.timeout = 300.0
-    client.library_info = info
+    client.served = served
     return client
 
 

@@ -59,7 +59,7 @@ def search(body: SearchIn, state: State) -> dict[str, Any]:
 async def search_upload(request: Request, state: State) -> dict[str, Any]:
     """Multipart: ``file`` parts (a ``modality`` field per file, in order, empty to tell it from the file),
     and the fields ``text`` (an expression), ``terms`` (more terms, as ``/api/search`` takes them, in JSON),
-    ``likes`` (``42:1,17:-0.5``), ``weights`` (one per file), ``targets`` (``image,audio`` or ``all``), ``k``,
+    ``weights`` (one per file), ``targets`` (``image,audio`` or ``all``), ``k``,
     ``offset``, ``windows``, ``exact`` and ``filters`` (JSON)."""
     started = time.perf_counter()
     form = await read_upload(request, state.settings.max_upload_bytes)
@@ -151,20 +151,13 @@ def _search_form(form: UploadedForm) -> SearchIn:
         except ValueError:
             raise UsageError(f"form field {name}: not a number: {value!r}") from None
 
-    likes = []
-    for pair in filter(None, (p.strip() for p in (form.field("likes") or "").split(","))):
-        item, _, weight = pair.partition(":")
-        try:
-            likes.append({"like": int(item), "weight": float(weight) if weight else 1.0})
-        except ValueError:
-            raise UsageError(f"form field likes: write id:weight pairs, like 42:1,17:-0.5 (got {pair!r})") from None
     targets = form.field("targets")
     filters = form.field("filters")
     try:
         filters_in = FiltersIn.model_validate_json(filters) if filters else FiltersIn()
         more = _TERM_LIST.validate_json(form.field("terms") or "[]")
         return SearchIn(
-            expression=form.field("text"), terms=[TermIn(**t) for t in likes] + more,
+            expression=form.field("text"), terms=more,
             targets=None if not targets else "all" if targets.strip() == "all" else
             [t.strip() for t in targets.split(",") if t.strip()],
             k=number("k", int) or 10, offset=number("offset", int) or 0,
