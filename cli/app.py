@@ -11,6 +11,7 @@ import typer
 
 from bindsearch import __version__
 from bindsearch.errors import BindsearchError
+from bindsearch.spaces.precision import check_precision_variable
 from bindsearch.spaces.torch_runtime import check_device
 
 from . import classify as classify_cmd
@@ -52,11 +53,12 @@ def _root(
     ] = None,
 ) -> None:
     setup_logging()
-    if os.environ.get("BINDSEARCH_DEVICE"):
-        try:
-            check_device(os.environ["BINDSEARCH_DEVICE"])  # before any work, not when a model first loads
-        except BindsearchError as exc:
-            raise fail(str(exc), exc.exit_code) from None
+    try:  # before any work, not when a model first loads
+        if os.environ.get("BINDSEARCH_DEVICE"):
+            check_device(os.environ["BINDSEARCH_DEVICE"])
+        check_precision_variable()
+    except BindsearchError as exc:
+        raise fail(str(exc), exc.exit_code) from None
 
 
 app.command("index", cls=Command)(index_cmd.index)

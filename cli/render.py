@@ -131,7 +131,8 @@ def index_summary(report: IndexReport) -> str:
         parts.append(f"skipped {report.skipped} ({_skipped_why(report)})")
     summary = ", ".join(parts) + f" in {report.seconds:.1f} s"
     if report.rates:
-        summary += "\nembedded " + ", ".join(f"{m} {_rate(r)}" for m, r in report.rates.items())
+        precision = f" in {report.precision}" if report.precision else ""
+        summary += f"\nembedded{precision}: " + ", ".join(f"{m} {_rate(r)}" for m, r in report.rates.items())
     if report.windows:
         summary += "\ntime windows " + ", ".join(f"{m} {n}" for m, n in report.windows.items())
     if report.window_settings_changed:
@@ -166,6 +167,8 @@ def print_info(info: LibraryInfo) -> None:
     settings = WindowSettings.from_dict(info.window_settings) if info.window_settings else WindowSettings()
     windows = ", ".join(f"{m} {n}" for m, n in info.windows.items()) or "none"
     table.add_row("time windows", f"{windows} ({settings.describe()})")
+    if info.precisions:
+        table.add_row("precision", _precisions(info.precisions))
     if info.tags:
         table.add_row("tags", ", ".join(f"{t} {n}" for t, n in info.tags.items()))
     table.add_row("failed", str(len(info.failed)))
@@ -178,6 +181,14 @@ def print_info(info: LibraryInfo) -> None:
         print_indexes(info.indexes)
     for f in info.failed:
         out.print(f"  [red]failed[/] {escape(display_path(f.path))}: {escape(f.reason)}")
+
+
+def _precisions(precisions: dict[str, list[str]]) -> str:
+    """"bf16" when one precision embedded every modality, else each modality's: "image bf16, text fp32+bf16"."""
+    kinds = {"+".join(p) for p in precisions.values()}
+    if len(kinds) == 1:
+        return kinds.pop()
+    return ", ".join(f"{m} {'+'.join(p)}" for m, p in precisions.items())
 
 
 def print_indexes(indexes: list[IndexInfo]) -> None:

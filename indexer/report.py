@@ -40,6 +40,8 @@ class IndexReport:
     rates: dict[str, float | None] = field(default_factory=dict)
     # Time windows of long audio and video embedded, per modality.
     windows: dict[str, int] = field(default_factory=dict)
+    # What the models computed in ("fp32", "bf16", "fp16"); None when nothing was embedded.
+    precision: str | None = None
     window_settings_changed: bool = False
     errors: list[FileError] = field(default_factory=list)
 

@@ -198,6 +198,7 @@ class _Run:
         self.model_used = False
         self.embedded_by_modality: dict[Modality, int] = {}
         self.rate_clocks: dict[Modality, RateClock] = {}  # started by each modality's first embedded batch
+        self.precision_recorded: set[Modality] = set()
         self.window_settings = library.window_settings
         self.queue = TaskQueue()
         self.work: list[tuple[FoundFile, StoredItem | None]] = []
@@ -552,9 +553,14 @@ class _Run:
         self.without_duration = []
 
     def _clock(self, modality: Modality) -> None:
-        """After a batch is stored: the modality's files embedded so far, for its rate."""
+        """After a batch is stored: the modality's files embedded so far, for its rate; and, after its first,
+        the precision that embedded them, in the report and the library."""
         if embedded := self.embedded_by_modality.get(modality, 0):
             self.rate_clocks.setdefault(modality, RateClock()).done(embedded, time.monotonic())
+            if modality not in self.precision_recorded:
+                self.report.precision = self.report.precision or self.space.precision
+                self.library.record_precision([modality], self.report.precision)
+                self.precision_recorded.add(modality)
 
     def _count_embedded(self, old: StoredItem | None) -> None:
         if old is not None and old.status == STATUS_OK:

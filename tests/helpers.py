@@ -135,13 +135,15 @@ def imagebind_fixture_missing() -> str | None:
     return None
 
 
-def write_imagebind_space(path: Path, checkpoint: str | None = None) -> Path:
+def write_imagebind_space(path: Path, checkpoint: str | None = None, precision: str | None = None) -> Path:
     """A space file for the fixture's tiny ImageBind checkpoint (or ``checkpoint``: a path or URL)."""
     spec = {
         "model": "imagebind",
         "checkpoint": checkpoint or str(IMAGEBIND_TINY / "model.pth"),
         "config": json.loads((IMAGEBIND_TINY / "config.json").read_text()),
     }
+    if precision is not None:
+        spec["precision"] = precision
     path.write_text(json.dumps(spec))
     return path
 

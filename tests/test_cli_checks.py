@@ -88,6 +88,9 @@ def test_bad_arguments_fail_in_one_line_before_any_model_loads(tagged_library):
          {"BINDSEARCH_DEVICE": "gpu9"}),
         (["query", "--text", "x", "--library", str(root / "none")], "BINDSEARCH_DEVICE='cpu:2'",
          {"BINDSEARCH_DEVICE": "cpu:2"}),
+        (["index", str(root / "media"), "--library", str(lib)],
+         "BINDSEARCH_DTYPE: 'double' is not a precision: write fp32, bf16, fp16 or auto",
+         {"BINDSEARCH_DTYPE": "double"}),
     ]
     payload = [{"args": c[0], "env": c[2] if len(c) > 2 else {}} for c in cases]
     done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(payload)], capture_output=True, text=True,

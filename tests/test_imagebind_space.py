@@ -44,9 +44,20 @@ def space_file(tmp_path_factory):
     return write_imagebind_space(tmp_path_factory.mktemp("space") / "imagebind-tiny.json")
 
 
+# Every precision runs on every machine (emulated where the hardware lacks it): each must conform.
+@pytest.fixture(scope="module", params=["fp32", "bf16", "fp16"])
+def space(request, tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.delenv("BINDSEARCH_DTYPE", raising=False)
+    path = tmp_path_factory.mktemp("space") / f"imagebind-tiny-{request.param}.json"
+    space = bindsearch.load_space(write_imagebind_space(path, precision=request.param))
+    assert space.precision == request.param
+    return space
+
+
 @pytest.fixture(scope="module")
-def space(space_file):
-    return bindsearch.load_space(space_file)
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
 
 
 def _cases():

@@ -49,8 +49,8 @@ def test_the_clock_leaves_out_the_first_batch_and_what_came_before_it():
 
 
 def test_summary_and_json_say_so_when_there_is_no_rate():
-    report = IndexReport(added=40, embedded=40, rates={"image": 12.345, "depth": None})
-    assert "embedded image 12.3 files/s, depth n/a" in index_summary(report)
+    report = IndexReport(added=40, embedded=40, rates={"image": 12.345, "depth": None}, precision="bf16")
+    assert "embedded in bf16: image 12.3 files/s, depth n/a" in index_summary(report)
     from bindsearch.jsonable import to_jsonable
 
     assert json.loads(json.dumps(to_jsonable(report)))["rates"] == {"image": 12.345, "depth": None}

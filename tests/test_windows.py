@@ -135,7 +135,10 @@ def stored_windows(library_path: Path) -> dict[str, list[tuple[float, float, np.
 
 
 @pytest.mark.parametrize("workers", [0, 1])
-def test_window_vectors_are_pooled_from_the_clips_embedded_the_official_way(tmp_path, space, workers):
+def test_window_vectors_are_pooled_from_the_clips_embedded_the_official_way(tmp_path, workers, monkeypatch):
+    # The pooling arithmetic, checked in fp32: bf16's rounding differs a little with the batch a clip is in.
+    monkeypatch.setenv("BINDSEARCH_DTYPE", "fp32")
+    space = bindsearch.load_space(SPACE_FILE)
     media, signal = tmp_path / "media", noise_with_tones(21.0, seed=1)
     media.mkdir()
     soundfile.write(media / "long.wav", signal, RATE, subtype="FLOAT")

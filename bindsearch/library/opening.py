@@ -24,6 +24,7 @@ from .database import read_only_engine, sql_reason, sqlite_engine
 from .disk_space import disk_full_message, disk_is_full
 from .lock import WriterLock
 from .migrations import migrate, reclaim_vector_space
+from .precisions import KEY as PRECISIONS_KEY
 from .read_only import refuse, why_read_only
 from .records import DB_FILE, INDEX_DIR, LOCK_FILE, VECTOR_DIR
 from .schema import SCHEMA_VERSION, Base, Item, Meta
@@ -186,6 +187,7 @@ def _rebind(library: LibraryStore, space: Space) -> None:
     }
     with library._engine.begin() as conn:
         conn.execute(delete(Item))
+        conn.execute(delete(Meta).where(Meta.key == PRECISIONS_KEY))  # (what embedded the old space's vectors)
         for key, value in values.items():
             conn.execute(update(Meta).where(Meta.key == key).values(value=value))
     for old in glob.glob(str(library.path / INDEX_DIR / "*")) + glob.glob(str(library.path / VECTOR_DIR / "*")):

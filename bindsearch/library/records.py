@@ -85,6 +85,8 @@ class LibraryInfo:
     windows: dict[str, int] = field(default_factory=dict)
     # How many items carry each tag.
     tags: dict[str, int] = field(default_factory=dict)
+    # Which precisions (fp32, bf16, fp16) embedded each modality's vectors.
+    precisions: dict[str, list[str]] = field(default_factory=dict)
     # Why this process cannot change the library (it can still search it), or None.
     read_only: str | None = None
     # Per index that holds vectors: its engine (exact or approximate), size, last build, expected recall.

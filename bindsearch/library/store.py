@@ -192,6 +192,13 @@ class LibraryStore(ItemStore):
 
     # -- changes --------------------------------------------------------------------
 
+    def record_precision(self, modalities: Sequence[Modality], precision: str) -> None:
+        """Notes that vectors of ``modalities`` were embedded in ``precision`` (``info`` shows it)."""
+        from .precisions import record_precision
+
+        with self._engine.begin() as conn:
+            record_precision(conn, [m.value for m in modalities], precision)
+
     def set_window_settings(self, settings: WindowSettings) -> bool:
         """Cut long audio and video with ``settings`` from now on; True if they changed.
 
@@ -292,11 +299,13 @@ class LibraryStore(ItemStore):
             raise damaged(str(self.path), sql_reason(exc)) from None
 
     def _info(self, max_failed: int | None) -> LibraryInfo:
+        from .precisions import read_precisions
         from .tags import tag_counts
 
         counts, failed, windows = self.failed_and_counts(max_failed)
         with self._engine.connect() as conn:
             tags = tag_counts(conn)
+            precisions = read_precisions(conn)
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         return LibraryInfo(
             path=str(self.path),
@@ -311,6 +320,7 @@ class LibraryStore(ItemStore):
             window_settings=self.window_settings.to_dict(),
             windows=windows,
             tags=tags,
+            precisions=precisions,
             read_only=self.read_only,
             indexes=self.index_info(),
         )

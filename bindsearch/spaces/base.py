@@ -122,6 +122,11 @@ class Space(ABC):
         """Build the encoder of one supported modality (weights still unloaded)."""
 
     @property
+    def precision(self) -> str:
+        """What the encoders compute in ("fp32", "bf16", "fp16"); not part of the fingerprint."""
+        return "fp32"
+
+    @property
     def fingerprint(self) -> str:
         """A short stable hash of ``fingerprint_parts()``; equal fingerprints mean comparable vectors."""
         canonical = json.dumps(self.fingerprint_parts(), sort_keys=True, separators=(",", ":"))

@@ -5,7 +5,8 @@ Spec (a space file, or the built-in name ``imagebind-huge``)::
     {"model": "imagebind",
      "checkpoint": "imagebind_huge.pth" | "https://.../imagebind_huge.pth" | null,
      "config": {"out_embed_dim": 1024, ...},      # optional: the official constructor's arguments
-     "depth": {...}, "thermal": {...}, "imu": {...}}   # optional: loader settings
+     "depth": {...}, "thermal": {...}, "imu": {...},   # optional: loader settings
+     "precision": "auto" | "fp32" | "bf16" | "fp16"}   # optional: see spaces.precision
 
 A relative checkpoint path is relative to the space file; a URL is downloaded
 once into the user cache; ``null`` gives random weights fixed by ``"seed"``
@@ -30,6 +31,7 @@ from ..modality import Modality
 from ..paths import cache_dir
 from .base import Encoder, Space, resolve_relative
 from .checkpoint import checkpoint_identity
+from .precision import check_space_precision, choose_precision
 from .registry import register_space_kind
 from .torch_runtime import pick_device
 
@@ -67,6 +69,7 @@ class ImageBindSpace(Space):
         device: str | None = None,
         seed: int = 0,
         *,
+        precision: str | None = None,
         check: bool = True,
     ) -> None:
         # The config and the loader settings are parsed (and checked) by classes whose
@@ -80,6 +83,7 @@ class ImageBindSpace(Space):
         self.checkpoint = checkpoint
         self.seed = int(seed)
         self._device = device
+        self._precision_given = check_space_precision(precision)
         self._model: Any = None
         self._lock = threading.Lock()
         if check:
@@ -118,7 +122,7 @@ class ImageBindSpace(Space):
     @classmethod
     def from_spec(cls, spec: dict[str, Any], base_dir: Path | None = None, *, check: bool = True) -> ImageBindSpace:
         """Build from a space file's object; ``check=False`` defers parsing the config and settings to first use."""
-        unknown = set(spec) - {"model", "checkpoint", "config", "seed", *_SENSOR_SETTINGS}
+        unknown = set(spec) - {"model", "checkpoint", "config", "seed", "precision", *_SENSOR_SETTINGS}
         if unknown:
             raise SpaceError(f"unknown field(s) in imagebind space: {', '.join(sorted(unknown))}")
         if "checkpoint" not in spec:
@@ -135,7 +139,7 @@ class ImageBindSpace(Space):
         if config is not None and not isinstance(config, dict):
             raise SpaceError('"config" must be an object of ImageBind constructor arguments')
         settings = {key: spec[key] for key in _SENSOR_SETTINGS if key in spec}
-        return cls(checkpoint, config, settings, seed=seed, check=check)
+        return cls(checkpoint, config, settings, seed=seed, precision=spec.get("precision"), check=check)
 
     @classmethod
     def from_stored_spec(cls, spec: dict[str, Any]) -> ImageBindSpace:
@@ -155,6 +159,8 @@ class ImageBindSpace(Space):
         for key in _SENSOR_SETTINGS:
             if self._custom_settings.get(key):
                 out[key] = self._custom_settings[key]
+        if self._precision_given is not None:
+            out["precision"] = self._precision_given
         return out
 
     @property
@@ -225,6 +231,10 @@ class ImageBindSpace(Space):
     def device(self) -> str:
         return self._device or pick_device()
 
+    @property
+    def precision(self) -> str:
+        return choose_precision(self.device, self._precision_given)
+
     def model_for(self, modality: Modality) -> Any:
         """The model with the tower of ``modality`` loaded (and no other tower it did not need)."""
         from ..models.imagebind import ImageBindModel
@@ -237,9 +247,8 @@ class ImageBindSpace(Space):
                 self._build_random(tower)
             elif not self._model.is_built(tower):
                 path = self.checkpoint_path()
-                dtype = _compute_dtype(self.device)
                 try:
-                    self._model.load_checkpoint(path, [tower], device=self.device, dtype=dtype)
+                    self._model.load_checkpoint(path, [tower], device=self.device, dtype=self.precision)
                 except (ValueError, RuntimeError, OSError) as exc:
                     raise SpaceError(f"cannot load the {tower} tower from {path}: {first_line(exc)}") from None
             return self._model
@@ -269,6 +278,7 @@ class ImageBindSpace(Space):
             torch.manual_seed(self.seed * 1000 + MODALITIES.index(tower))
             self._model.tower(tower)
         self._model.tower(tower).to(self.device)
+        self._model.set_precision(self.precision, [tower])
 
     # -- encoders -------------------------------------------------------------------
 
@@ -446,12 +456,6 @@ def _non_default_config(config: Any) -> dict[str, Any]:
 
     default = ImageBindConfig().to_dict()
     return {k: v for k, v in config.to_dict().items() if default.get(k) != v}
-
-
-def _compute_dtype(device: str) -> str | None:
-    """``BINDSEARCH_DTYPE`` (bf16, fp16) on a GPU; fp32 otherwise."""
-    wanted = os.environ.get("BINDSEARCH_DTYPE", "").lower()
-    return wanted if wanted and device.startswith("cuda") else None
 
 
 def _is_url(value: str) -> bool:

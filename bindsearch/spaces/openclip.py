@@ -4,7 +4,10 @@ Spec (a space file or the parsed built-in name ``openclip:ARCH/TAG``)::
 
     {"model": "openclip", "arch": "ViT-B-32" | {inline model config},
      "pretrained": "laion2b_s34b_b79k" | "path/to/checkpoint.bin" | null,
-     "seed": 0}
+     "seed": 0, "precision": "auto"}
+
+Under bf16 or fp16 (see ``spaces.precision``) the model runs in ``torch.autocast``: its
+matrix products in the low dtype, its weights and LayerNorms in float32.
 
 With ``pretrained: null`` the weights are random but fixed by ``seed``: such a
 space is for tests and demos only.
@@ -29,6 +32,7 @@ from ..modality import Modality
 from ..paths import cache_dir
 from .base import Encoder, Space, resolve_relative
 from .checkpoint import checkpoint_identity
+from .precision import check_space_precision, choose_precision
 from .registry import register_space_kind
 from .torch_runtime import pick_device
 
@@ -51,11 +55,14 @@ class OpenClipSpace(Space):
         pretrained: str | None,
         seed: int = 0,
         device: str | None = None,
+        *,
+        precision: str | None = None,
     ) -> None:
         self.arch = arch
         self.pretrained = pretrained
         self.seed = int(seed)
         self._device = device
+        self._precision_given = check_space_precision(precision)
         self._model: Any = None
         self._load_lock = threading.Lock()
         if isinstance(arch, dict):
@@ -83,7 +90,7 @@ class OpenClipSpace(Space):
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], base_dir: Path | None = None) -> OpenClipSpace:
-        unknown = set(spec) - {"model", "arch", "pretrained", "seed"}
+        unknown = set(spec) - {"model", "arch", "pretrained", "seed", "precision"}
         if unknown:
             raise SpaceError(f"unknown field(s) in openclip space: {', '.join(sorted(unknown))}")
         arch = spec.get("arch")
@@ -109,7 +116,7 @@ class OpenClipSpace(Space):
         seed = spec.get("seed", 0)
         if not isinstance(seed, int):
             raise SpaceError('"seed" must be an integer')
-        return cls(arch, pretrained, seed)
+        return cls(arch, pretrained, seed, precision=spec.get("precision"))
 
     # -- identity -------------------------------------------------------------
 
@@ -118,6 +125,8 @@ class OpenClipSpace(Space):
         out: dict[str, Any] = {"model": self.kind, "arch": copy.deepcopy(self.arch), "pretrained": self.pretrained}
         if self.pretrained is None:
             out["seed"] = self.seed
+        if self._precision_given is not None:
+            out["precision"] = self._precision_given
         return out
 
     @property
@@ -183,6 +192,10 @@ class OpenClipSpace(Space):
     @property
     def device(self) -> str:
         return self._device or pick_device()
+
+    @property
+    def precision(self) -> str:
+        return choose_precision(self.device, self._precision_given)
 
     @cached_property
     def preprocess_config(self) -> dict[str, Any]:
@@ -371,7 +384,9 @@ def _run(space: OpenClipSpace, method: str, prepared: Sequence[Any]) -> np.ndarr
         return np.zeros((0, space.dim), dtype=np.float32)
     model = space.model()
     batch = torch.stack(list(prepared)).to(space.device)
-    with torch.inference_mode():
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(space.precision)
+    device_type = torch.device(space.device).type
+    with torch.inference_mode(), torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
         out = getattr(model, method)(batch)
     vectors = l2_normalize(out.float().cpu().numpy())
     if vectors.shape != (len(prepared), space.dim):

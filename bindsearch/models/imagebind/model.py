@@ -24,6 +24,7 @@ from .attention import SelfAttention, check_attention_kind
 from .checkpoint import read_checkpoint, tower_state
 from .config import MODALITIES, ImageBindConfig
 from .inputs import TOWER_OF, check_kind, to_tower_input
+from .precision import set_matmul_dtype
 from .towers import Tower, build_tower
 
 _DTYPES = {
@@ -90,8 +91,8 @@ class ImageBindModel(nn.Module):
         The tower is built on the meta device and takes the checkpoint's
         tensors as its own, so nothing is allocated twice; with a memory-mapped
         checkpoint on CPU in float32 the weights stay file-backed.
-        ``dtype`` (default float32) is the compute dtype; the final
-        normalisation and scaling always run in float32.
+        ``dtype`` (default float32) is the dtype of the trunk's matrix
+        products; the rest of the tower runs in float32 (see ``precision``).
         """
         name = _tower_name(modality)
         with torch.device("meta"):
@@ -99,10 +100,8 @@ class ImageBindModel(nn.Module):
         tensors = tower_state(state_dict, tower, source)
         tower.load_state_dict(tensors, strict=True, assign=True)
         tower.requires_grad_(False)
-        compute = _resolve_dtype(dtype)
-        for part in (tower.preprocessor, tower.trunk, tower.head):
-            part.to(device=device, dtype=compute)
-        tower.postprocessor.to(device=device, dtype=torch.float32)
+        tower.to(device=device, dtype=torch.float32)
+        set_matmul_dtype(tower.trunk, _resolve_dtype(dtype))
         tower.eval()
         self._install(tower)
         return tower
@@ -121,6 +120,14 @@ class ImageBindModel(nn.Module):
         for name in names:
             self.load_tower(name, state, source=os.fspath(path), device=device, dtype=dtype)
         return self
+
+    def set_precision(self, dtype: torch.dtype | str | None, modalities: Iterable[str] | None = None) -> None:
+        """Runs the trunk's matrix products of the built towers of ``modalities`` (default all) in
+        ``dtype`` ("fp32", "bf16", "fp16"); the rest of each tower stays float32."""
+        compute = _resolve_dtype(dtype)
+        for name in _tower_names(modalities):
+            if name in self._towers:
+                set_matmul_dtype(self._towers[name].trunk, compute)
 
     def set_attention(self, attention: str) -> None:
         """Switches every built and future attention layer to ``"sdpa"`` or ``"plain"``."""
@@ -243,6 +250,6 @@ def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
         if dtype.lower() not in _DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(sorted(_DTYPES))}")
         return _DTYPES[dtype.lower()]
-    if dtype not in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
-        raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")
+    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
     return dtype

@@ -22,6 +22,7 @@ from .config import (
     ImageBindConfig,
 )
 from .heads import TextHead, cls_head, postprocessor
+from .precision import full_precision, matmul_dtype, trunk_precision
 from .preprocessors import (
     ImuPreprocessor,
     PatchPreprocessor,
@@ -65,7 +66,8 @@ class Tower(nn.Module):
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        return self.trunk.blocks[0].attn.in_proj_weight.dtype
+        """The dtype of the trunk's matrix products (see ``precision``); everything else is float32."""
+        return matmul_dtype(self.trunk)
 
     @property
     def device(self) -> torch.device:
@@ -73,17 +75,18 @@ class Tower(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Returns float32 rows: L2-normalised, times the modality's scale."""
-        x = x.to(self.device)
+        device = self.device
+        x = x.to(device)
         if x.is_floating_point():
-            x = x.to(self.compute_dtype)
-        prepared = self.preprocessor(x)
-        tokens = self.trunk(prepared.tokens, attn_mask=prepared.attn_mask, is_causal=prepared.is_causal)
-        if prepared.select is None:
-            embedding = self.head(tokens)
-        else:
-            embedding = self.head(tokens, prepared.select)
-        # Normalising and scaling in float32 keeps the scale exact under bf16/fp16.
-        return self.postprocessor(embedding.float())
+            x = x.float()
+        with full_precision(device):
+            prepared = self.preprocessor(x)
+        with trunk_precision(device, self.compute_dtype):
+            tokens = self.trunk(prepared.tokens, attn_mask=prepared.attn_mask, is_causal=prepared.is_causal)
+        with full_precision(device):
+            tokens = tokens.float()
+            embedding = self.head(tokens) if prepared.select is None else self.head(tokens, prepared.select)
+            return self.postprocessor(embedding)
 
     def official_key(self, key: str) -> str:
         """This tower's ``part.rest`` state_dict key -> the official checkpoint key."""
