@@ -258,12 +258,20 @@ def test_resampler_removes_what_the_new_rate_cannot_hold():
     assert y[200:-200].abs().max().item() < 0.01
 
 
-def test_resampler_equals_the_windowed_sinc_formula():
+@pytest.mark.parametrize("kernel", ["polyphase", "gathered"])
+@pytest.mark.parametrize(("orig", "new"), [(441, 160), (80, 160), (4801, 1600)])
+def test_resampler_equals_the_windowed_sinc_formula(orig, new, kernel, monkeypatch):
     # y[j] = sum_k x[k] h(k - j o / q), h = scaled sinc with a Hann taper over 6 zero crossings.
-    orig, new, width, rolloff = 441, 160, 6, 0.99
-    x = torch.randn(900, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    # Both ways of computing it: one strided convolution, or (rates whose kernel is too large) gathered taps.
+    from bindsearch.preprocess import resample as module
+
+    monkeypatch.setattr(module, "_MAX_KERNEL_ELEMENTS", 1 << 40 if kernel == "polyphase" else 0)
+    monkeypatch.setattr(module, "_BLOCKS_PER_STEP", 3)  # several steps, and a short last one
+    monkeypatch.setattr(module, "_GATHER_ELEMENTS", 1 << 16)
+    width, rolloff = 6, 0.99
+    x = torch.randn(900 if orig < 1000 else 9900, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     got = resample(x, orig, new)
-    scale = rolloff * new / orig
+    scale = rolloff * min(orig, new) / orig
     k = torch.arange(x.shape[0], dtype=torch.float64)
     want = []
     for j in range(got.shape[0]):

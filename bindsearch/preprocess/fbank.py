@@ -143,7 +143,7 @@ def log_mel_fbank(
     # frequency), float32 rounding in the FFT is a visible part of it and depends on the FFT kernel the
     # processor runs (up to 3e-4 after normalisation); float64 would be exact there but as far from the reference.
     spectrum = torch.fft.rfft(segments, n=fft)  # zero-pads each frame to the FFT size
-    power = spectrum.abs().pow(2.0)  # (batch, max_frames, fft // 2 + 1)
+    power = spectrum.real.square() + spectrum.imag.square()  # (batch, max_frames, fft // 2 + 1); |X|^2 without a root
     energies = power @ mel_filters(num_mel_bins, sample_rate, device=device).T
     features = energies.clamp_min(LOG_FLOOR).log()
     valid = torch.arange(max_frames, device=device)[None, :] < frames[:, None]

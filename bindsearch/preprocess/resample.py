@@ -20,18 +20,30 @@ The rates are reduced by their greatest common divisor: output sample
 ``b * q + p`` (``q`` = reduced new rate) then sits at input position
 ``b * o + p * o / q`` (``o`` = reduced old rate), so the weights depend only on
 the phase ``p`` and can be tabulated once, ``q`` rows of ``2W + 1`` taps.
+
+That makes the whole resampling one strided convolution (a polyphase filter):
+``q`` output channels, one per phase, each a kernel of ``o + 2W`` taps that
+holds phase ``p``'s weights at ``offsets[p]`` and zeros elsewhere, moved ``o``
+input samples per step. Channel ``p`` of step ``b`` is output sample ``b*q + p``.
+The convolution reads the signal in place; gathering each tap's samples first
+would copy the signal ``2W + 1`` times over.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 LOWPASS_FILTER_WIDTH = 6
 ROLLOFF = 0.99
-# Upper bound on the elements of the gathered (blocks, phases, taps) tensor per step, to bound memory.
-_CHUNK_ELEMENTS = 1 << 23
+# Blocks of output filtered per convolution: bounds the temporary (rows, q, blocks) result of a long signal.
+_BLOCKS_PER_STEP = 1 << 15
+# Largest polyphase kernel (q x (o + 2W) taps, mostly zeros) built: 16 MB in float32.
+_MAX_KERNEL_ELEMENTS = 1 << 22
+# Otherwise: upper bound on the elements of a gathered (rows, blocks, q, 2W+1) chunk.
+_GATHER_ELEMENTS = 1 << 23
 
 
 def _reduced_rates(orig_rate: int, new_rate: int) -> tuple[int, int]:
@@ -116,22 +128,40 @@ def resample(
 
     # Half-precision input is filtered in float32: a 16-bit kernel and accumulator would be audibly noisy.
     work = waveform.dtype if waveform.dtype in (torch.float32, torch.float64) else torch.float32
-    flat = flat.to(work)
-    weights, offsets, w = sinc_kernel_table(o, q, lowpass_filter_width, rolloff, kernel_dtype or work)
-    weights = weights.to(device=waveform.device, dtype=work)
-    # Within a block of o input samples, phase p reads samples offsets[p] + (0 .. 2W) of the block's window.
-    index = (offsets[:, None] + torch.arange(2 * w + 1)[None, :]).to(waveform.device)  # (q, 2W+1)
+    weights, offsets, w = _table(o, q, lowpass_filter_width, rolloff, kernel_dtype or work)
     blocks = -(-out_len // q)
-    span = o + 2 * w  # input samples one block of outputs can read
     # Zero-pad: W samples before the signal, and after it enough for the last block's window.
-    padded = torch.nn.functional.pad(flat, (w, blocks * o + w - n))
-    windows = padded.unfold(-1, span, o)  # (rows, blocks, span), a strided view, no copy
-    assert windows.shape[-2] >= blocks, (windows.shape, blocks)
-
-    out = flat.new_empty((flat.shape[0], blocks, q))
-    step = max(1, _CHUNK_ELEMENTS // (flat.shape[0] * q * (2 * w + 1)))
-    for start in range(0, blocks, step):
-        stop = min(blocks, start + step)
-        taps = windows[:, start:stop][..., index]  # (rows, chunk, q, 2W+1)
-        out[:, start:stop] = torch.einsum("rbqt,qt->rbq", taps, weights)
+    padded = torch.nn.functional.pad(flat.to(work), (w, blocks * o + w - n)).unsqueeze(1)  # (rows, 1, L)
+    out = padded.new_empty((flat.shape[0], blocks, q))
+    if q * (o + 2 * w) <= _MAX_KERNEL_ELEMENTS:
+        kernel = _polyphase_kernel(o, q, lowpass_filter_width, rolloff, kernel_dtype or work)
+        kernel = kernel.to(device=waveform.device, dtype=work)
+        for start in range(0, blocks, _BLOCKS_PER_STEP):
+            stop = min(blocks, start + _BLOCKS_PER_STEP)
+            part = padded[..., start * o:stop * o + 2 * w]
+            out[:, start:stop] = torch.nn.functional.conv1d(part, kernel, stride=o).transpose(1, 2)
+    else:
+        # Rates that share almost no factor (a forged header's 44 101 Hz) would make that kernel huge: gather
+        # each output's 2W + 1 input samples instead, a chunk of blocks at a time, and weigh them by phase.
+        weights = weights.to(device=waveform.device, dtype=work)
+        index = (offsets[:, None] + torch.arange(2 * w + 1)[None, :]).to(waveform.device)  # (q, 2W+1)
+        windows = padded[:, 0].unfold(-1, o + 2 * w, o)  # (rows, blocks, o + 2W), a strided view
+        step = max(1, _GATHER_ELEMENTS // (flat.shape[0] * q * (2 * w + 1)))
+        for start in range(0, blocks, step):
+            stop = min(blocks, start + step)
+            out[:, start:stop] = torch.einsum("rbqt,qt->rbq", windows[:, start:stop][..., index], weights)
     return out.reshape(flat.shape[0], blocks * q)[:, :out_len].reshape(*lead, out_len).to(waveform.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _table(o: int, q: int, width: int, rolloff: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, int]:
+    return sinc_kernel_table(o, q, width, rolloff, dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _polyphase_kernel(o: int, q: int, width: int, rolloff: float, dtype: torch.dtype) -> torch.Tensor:
+    """The (q, 1, o + 2W) convolution kernel of the reduced rates; see the module docstring."""
+    weights, offsets, w = _table(o, q, width, rolloff, dtype)
+    kernel = weights.new_zeros((q, o + 2 * w))
+    kernel.scatter_(1, offsets[:, None] + torch.arange(2 * w + 1)[None, :], weights)
+    return kernel.unsqueeze(1)
