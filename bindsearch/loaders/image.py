@@ -19,13 +19,14 @@ from .common import FILE_ERRNOS, check_content, os_reason, read_head
 MAX_PIXELS = 178_956_970  # 2x Pillow's default warning threshold, Pillow's own hard limit
 
 
-def load_image(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode an image file into an RGB image (first frame of an animation)."""
+def load_image(path: str, max_pixels: int = MAX_PIXELS, shorter_side_at_least: int | None = None) -> Image.Image:
+    """Decode an image file into an RGB image (first frame of an animation); see ``decode_image``."""
     check_content(path, Modality.IMAGE)
-    return to_rgb(decode_image(path, max_pixels, refuse_elongated=True))
+    return to_rgb(decode_image(path, max_pixels, refuse_elongated=True, shorter_side_at_least=shorter_side_at_least))
 
 
-def decode_image(path: str, max_pixels: int = MAX_PIXELS, refuse_elongated: bool = False) -> Image.Image:
+def decode_image(path: str, max_pixels: int = MAX_PIXELS, refuse_elongated: bool = False,
+                 shorter_side_at_least: int | None = None) -> Image.Image:
     """Decode the first frame of an image file in its own mode (16-bit stays 16-bit), EXIF orientation applied.
 
     Refuses images over ``max_pixels`` before decoding them, and with
@@ -33,6 +34,11 @@ def decode_image(path: str, max_pixels: int = MAX_PIXELS, refuse_elongated: bool
     transform's resize huge (``preprocess.image.elongation_reason``; the depth
     and thermal transforms compute only the crop, so any shape is fine for
     them). Every decoder failure becomes MediaError.
+
+    With ``shorter_side_at_least``, a JPEG much larger than that is decoded at
+    1/2, 1/4 or 1/8 of its size (the decoder scales its DCT blocks, which costs
+    a fraction of a full decode), as small as keeps its shorter side at least
+    that long; other formats decode whole. See ``reduced_decode_size``.
     """
     try:
         with warnings.catch_warnings():
@@ -51,6 +57,8 @@ def decode_image(path: str, max_pixels: int = MAX_PIXELS, refuse_elongated: bool
                 if elongated is not None:
                     raise MediaError(path, elongated)
                 img.seek(0)
+                if shorter_side_at_least and img.format == "JPEG":
+                    img.draft(img.mode, reduced_decode_size(width, height, shorter_side_at_least))
                 img.load()
                 out = img
                 if img.getexif().get(0x0112, 1) != 1:
@@ -82,6 +90,15 @@ def decode_image(path: str, max_pixels: int = MAX_PIXELS, refuse_elongated: bool
     except Exception as exc:
         text = without_fd_paths(str(exc))
         raise MediaError(path, f"corrupt image or unsupported variant ({type(exc).__name__}: {text})") from None
+
+
+def reduced_decode_size(width: int, height: int, shorter_side_at_least: int) -> tuple[int, int]:
+    """The size to ask a JPEG decoder for: the image scaled so that its shorter side is ``shorter_side_at_least``
+    (never up). The decoder picks the largest of its reductions that stays at least this big."""
+    shorter = min(width, height)
+    if shorter <= shorter_side_at_least:
+        return width, height
+    return -(-width * shorter_side_at_least // shorter), -(-height * shorter_side_at_least // shorter)
 
 
 def _too_large_reason(exc: Exception, max_pixels: int) -> str:

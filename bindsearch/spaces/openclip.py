@@ -349,7 +349,12 @@ class OpenClipImageEncoder(Encoder):
 
         from ..loaders.image import load_image, to_rgb
 
-        image = to_rgb(source) if isinstance(source, Image.Image) else load_image(os.fspath(source))
+        if isinstance(source, Image.Image):
+            image = to_rgb(source)
+        else:  # (a large JPEG decoded reduced, to twice the model's input size: see preprocess.files)
+            size = self.space.preprocess_config["size"]
+            side = max(size) if isinstance(size, (list, tuple)) else int(size)
+            image = load_image(os.fspath(source), shorter_side_at_least=2 * side)
         return self.space.image_transform(image)
 
     def embed_batch(self, prepared: Sequence[Any]) -> np.ndarray:
