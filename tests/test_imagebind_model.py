@@ -248,3 +248,13 @@ def test_file_that_is_not_a_state_dict_is_rejected(tmp_path: Path) -> None:
 def test_wrong_input_shape_is_rejected(kind: str, bad: torch.Tensor, message: str, model: ImageBindModel) -> None:
     with pytest.raises(ValueError, match=message):
         model.embed(kind, bad)
+
+
+def test_a_batch_larger_than_one_pass_gives_each_row_its_own_vector(tiny: dict, model: ImageBindModel) -> None:
+    from bindsearch.models.imagebind.model import TOKENS_PER_PASS
+
+    per_pass = TOKENS_PER_PASS // model.config.num_tokens("vision")
+    x = torch.randn(2 * per_pass + 3, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    whole = model.embed("image", x)  # three passes, the last one short
+    alone = torch.cat([model.embed("image", x[i:i + 1]) for i in range(x.shape[0])])
+    assert whole.shape == alone.shape and (whole - alone).abs().max().item() < 1e-5
