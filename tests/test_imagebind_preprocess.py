@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from PIL import Image
 
 from bindsearch.errors import MediaError
 from bindsearch.loaders.audio import audio_info, load_audio
@@ -90,7 +91,25 @@ def test_image_input_matches_reference(case, expected):
     got = image_to_tensor(load_image(str(FIXTURE / case["file"])))
     want = expected[case["input"]][0]
     assert got.shape == want.shape == (3, 224, 224)
-    assert (got - want).abs().max().item() < 1e-6
+    _within_one_level(got, want)
+
+
+def _within_one_level(got: torch.Tensor, want: torch.Tensor) -> None:
+    """Equal but for a few values one 8-bit level off: how PyTorch's resize and Pillow's round some sums."""
+    level = (1 / 255) / torch.tensor(CLIP_STD).view(3, 1, 1)  # one level, normalised, per channel
+    diff = (got - want).abs()
+    assert bool((diff <= level + 1e-6).all()), diff.max().item()
+    assert (diff > 1e-6).float().mean().item() <= 0.02
+
+
+@pytest.mark.parametrize("name", ["astronaut.jpg", "cat.jpg", "coffee.jpg", "hubble.jpg", "rocket.jpg"])
+def test_image_resize_is_pillows_bicubic_to_one_level(name):
+    from bindsearch.preprocess.image import center_crop_box, normalized_pixels, resized_size
+
+    image = load_image(str(Path(__file__).resolve().parent.parent / "examples" / "media" / name))
+    width, height = resized_size(*image.size)
+    pillow = image.resize((width, height), Image.Resampling.BICUBIC).crop(center_crop_box(width, height))
+    _within_one_level(image_to_tensor(image), torch.from_numpy(normalized_pixels(np.asarray(pillow))))
 
 
 @needs_fixture
