@@ -346,22 +346,27 @@ class _Run:
         elif workers is None:
             workers = default_workers()
         if workers > 0:
-            workers, threads = self._memory_capped(workers, threads, embed)
+            modalities = sorted({f.modality for f, _ in work}, key=lambda m: m.value)
+            workers, threads = self._memory_capped(workers, threads, embed, modalities)
         known = self.library.known_hashes({f.modality for f, _ in work}) if work else set()
         return Preparer(self.space, known, workers, window=self.batch_size + 4 * max(workers, 1),
                         durations=WINDOWED, embed=embed, threads=threads,
                         batch_size=lambda m: _batch_size(m, self.batch_size), marker=self.marker,
                         suspects=frozenset([self.suspect] if self.suspect else []))
 
-    def _memory_capped(self, workers: int, threads: int, embed: bool) -> tuple[int, int]:
-        """Fewer workers when the free memory does not hold them all (each embedding one gets more threads)."""
+    def _memory_capped(self, workers: int, threads: int, embed: bool,
+                       modalities: Sequence[Modality]) -> tuple[int, int]:
+        """Fewer workers when the free memory does not hold them all (each embedding one gets more threads).
+        A worker that embeds also holds the weights its precision copies (bf16 trunks: 1.3 GB for ImageBind-Huge's
+        vision tower)."""
         available = available_memory()
-        allowed = workers_memory_allows(workers, available)
+        per_worker = WORKER_BYTES + (self.space.private_weight_bytes(modalities) if embed else 0)
+        allowed = workers_memory_allows(workers, available, per_worker)
         if allowed == workers:
             return workers, threads
         if self.workers is not None:  # asked for: say why it is not done
             log.warning("%d workers lowered to %d: each needs about %.2f GB and %.1f GB of memory are free",
-                        workers, allowed, WORKER_BYTES / 1e9, (available or 0) / 1e9)
+                        workers, allowed, per_worker / 1e9, (available or 0) / 1e9)
         if embed:
             threads = max(threads, (os.cpu_count() or 1) // allowed)
         return allowed, threads

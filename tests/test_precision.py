@@ -4,6 +4,7 @@ and faithful: a library embedded in fp32 and queried in bf16 finds the same resu
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import shutil
@@ -172,3 +173,50 @@ def test_openclip_runs_in_each_precision_close_to_fp32(tmp_path: Path, monkeypat
     for precision in ("bf16", "fp16"):
         assert not np.array_equal(vectors[precision], vectors["fp32"])  # it did run in that precision
         assert float(np.min(np.sum(vectors[precision].reshape(2, -1) * vectors["fp32"].reshape(2, -1), axis=1))) > 0.999
+
+
+def test_the_weights_a_bf16_worker_copies_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What sizes the pool of embedding workers: each holds its own bf16 trunks, float32 ones are shared pages.
+    import torch
+
+    from bindsearch.modality import Modality
+
+    spec = json.loads((REPO / "examples" / "tiny-imagebind.json").read_text())
+    (tmp_path / "space.json").write_text(json.dumps({**spec, "precision": "bf16"}))
+    space = bindsearch.load_space(tmp_path / "space.json")
+    estimate = space.private_weight_bytes([Modality.IMAGE, Modality.VIDEO, Modality.AUDIO])
+    model = space.model_for(Modality.IMAGE)
+    space.model_for(Modality.AUDIO)
+    copied = sum(p.numel() * p.element_size() for tower in ("vision", "audio")
+                 for p in model.tower(tower).parameters() if p.dtype == torch.bfloat16)
+    assert abs(estimate - copied) / copied < 0.05  # (biases left out of the estimate)
+    monkeypatch.setenv("BINDSEARCH_DTYPE", "fp32")
+    assert space.private_weight_bytes([Modality.IMAGE]) == 0
+
+
+def test_device_and_precision_are_chosen_without_torch_where_no_gpu_can_be() -> None:
+    # An index run's main process only hands work to its workers on a CPU: importing torch there would
+    # only delay them by the seconds it takes.
+    from bindsearch.spaces.torch_runtime import gpu_may_be_present
+
+    code = ("import sys; from bindsearch.spaces.torch_runtime import pick_device; "
+            "from bindsearch.spaces.precision import choose_precision; "
+            "device = pick_device(); print(device, choose_precision(device), 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in ("BINDSEARCH_DEVICE", "BINDSEARCH_DTYPE")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    device, precision, imported = out.stdout.split()
+    if not gpu_may_be_present():
+        assert (device, imported) == ("cpu", "False")
+        assert precision == default_precision("cpu")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="device nodes are how Linux shows a GPU driver")
+def test_a_gpu_driver_node_sends_the_question_to_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bindsearch.spaces import torch_runtime
+
+    node = tmp_path / "nvidiactl"
+    monkeypatch.setattr(torch_runtime, "_GPU_DEVICE_NODES", (str(node),))
+    assert not torch_runtime.gpu_may_be_present()
+    node.touch()
+    assert torch_runtime.gpu_may_be_present()

@@ -126,6 +126,11 @@ class Space(ABC):
         """What the encoders compute in ("fp32", "bf16", "fp16"); not part of the fingerprint."""
         return "fp32"
 
+    def private_weight_bytes(self, modalities: Sequence[Modality]) -> int:
+        """Bytes of weights that each process embedding ``modalities`` holds in memory of its own (beyond
+        the memory-mapped checkpoint pages that processes share): what sizes a pool of model processes."""
+        return 0
+
     @property
     def fingerprint(self) -> str:
         """A short stable hash of ``fingerprint_parts()``; equal fingerprints mean comparable vectors."""

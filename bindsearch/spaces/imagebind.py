@@ -235,6 +235,14 @@ class ImageBindSpace(Space):
     def precision(self) -> str:
         return choose_precision(self.device, self._precision_given)
 
+    def private_weight_bytes(self, modalities: Sequence[Modality]) -> int:
+        """The trunks' bf16/fp16 copies of the towers of ``modalities``: 2 bytes a weight (float32 weights stay
+        the checkpoint's memory-mapped pages). A block holds 12 d^2 weights: 4 d^2 in attention, 8 d^2 in its MLP."""
+        if self.precision == "fp32":
+            return 0
+        towers = {_TOWER[m] for m in modalities}
+        return sum(2 * 12 * self.config.embed_dim(t) ** 2 * self.config.num_blocks(t) for t in towers)
+
     def model_for(self, modality: Modality) -> Any:
         """The model with the tower of ``modality`` loaded (and no other tower it did not need)."""
         from ..models.imagebind import ImageBindModel

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 from ..errors import UsageError
 
@@ -15,9 +16,23 @@ def pick_device() -> str:
     env = os.environ.get("BINDSEARCH_DEVICE")
     if env:
         return check_device(env)
+    if not gpu_may_be_present():
+        return "cpu"  # (importing torch only to hear it say so takes seconds, before any worker can start)
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# Device nodes of the drivers PyTorch's CUDA runs on: NVIDIA's, AMD's ROCm (also "cuda" to PyTorch), WSL's.
+_GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_may_be_present() -> bool:
+    """False only where no GPU can be: a Linux system without any GPU driver's device node. Elsewhere
+    (macOS, Windows) only PyTorch can tell."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(node) for node in _GPU_DEVICE_NODES)
 
 
 def check_device(name: str) -> str:
