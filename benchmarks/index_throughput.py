@@ -14,9 +14,15 @@ counts: other load on the machine (a shared host's neighbours) only ever makes
 a run slower, and alternating exposes both measurements to the same spells of
 it. Every round's figures are printed too.
 
+Both measurements embed in the precision bindsearch picks on the machine (bf16 where it has native
+bf16). ``--checkpoint-file`` writes a random checkpoint of the architecture once and indexes with it,
+memory-mapped as a real one is (for the huge architecture: random weights built in each worker would
+take longer than the indexing).
+
 Prints one JSON object per measurement and the ratio:
 
     python benchmarks/index_throughput.py --images 192 --sounds 64
+    python benchmarks/index_throughput.py --config huge --checkpoint-file --images 96 --sounds 32 --rounds 1
 """
 
 from __future__ import annotations
@@ -94,6 +100,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: bindsearch's)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of both measurements; best counts")
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "bindsearch-bench"))
+    parser.add_argument("--checkpoint-file", action="store_true", help="random weights saved as a checkpoint file")
     args = parser.parse_args()
 
     root = Path(args.dir)
@@ -101,13 +108,21 @@ def main() -> None:
     if not folder.exists():
         write_folder(folder, args.images, args.sounds)
     space_file = root / f"imagebind-{args.config}-random.json"
-    space_file.write_text(json.dumps({"model": "imagebind", "checkpoint": None, "config": CONFIGS[args.config]}))
+    checkpoint = None
+    if args.checkpoint_file:
+        from tower_loading import write_checkpoint
+
+        checkpoint = root / f"imagebind-{args.config}.pth"
+        if not checkpoint.exists():
+            write_checkpoint(checkpoint, CONFIGS[args.config])
+        checkpoint = str(checkpoint)
+    space_file.write_text(json.dumps({"model": "imagebind", "checkpoint": checkpoint, "config": CONFIGS[args.config]}))
     files = args.images + args.sounds
 
     space = bindsearch.load_space(space_file)
     inputs = decoded_inputs(space, folder)
     common = {"benchmark": "index_throughput", "config": args.config, "images": args.images,
-              "sounds": args.sounds, "batch": args.batch_size, "machine": machine()}
+              "sounds": args.sounds, "batch": args.batch_size, "precision": space.precision, "machine": machine()}
     ceilings, runs = [], []
     for n in range(args.rounds):
         ceiling = encoder_only(space, inputs, args.batch_size)
