@@ -9,16 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
-from .schema import Meta
+from .schema import Meta, set_meta
 
 KEY = "precisions"
 
 
 def read_precisions(conn: Connection) -> dict[str, list[str]]:
     """{modality: [precision, ...]} in the order they were first used; {} where nothing was recorded."""
-    stored = conn.execute(select(Meta.value).where(Meta.key == KEY)).scalar()
+    return _parse(conn.execute(select(Meta.value).where(Meta.key == KEY)).scalar())
+
+
+def _parse(stored: str | None) -> dict[str, list[str]]:
     if not stored:
         return {}
     try:
@@ -32,7 +35,6 @@ def read_precisions(conn: Connection) -> dict[str, list[str]]:
 
 def record_precision(conn: Connection, modalities: Iterable[str], precision: str) -> None:
     """Adds ``precision`` to each of ``modalities``' record (inside the caller's transaction)."""
-    had = conn.execute(select(Meta.value).where(Meta.key == KEY)).first() is not None
     current = read_precisions(conn)
     changed = False
     for modality in modalities:
@@ -42,8 +44,4 @@ def record_precision(conn: Connection, modalities: Iterable[str], precision: str
             changed = True
     if not changed:
         return
-    value = json.dumps(current, sort_keys=True)
-    if had:
-        conn.execute(update(Meta).where(Meta.key == KEY).values(value=value))
-    else:
-        conn.execute(Meta.__table__.insert().values(key=KEY, value=value))
+    set_meta(conn, KEY, json.dumps(current, sort_keys=True))

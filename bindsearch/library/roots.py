@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Engine, select
 
-from .schema import STATUS_OK, Item, Meta
+from .schema import STATUS_OK, Item, Meta, set_meta
 
 ROOTS_KEY = "indexed_roots"
 
@@ -30,11 +30,7 @@ def record_roots(conn: Connection, roots: Sequence[str]) -> None:
             changed = True
     if not changed:
         return
-    value = json.dumps(sorted(known))
-    if conn.execute(select(Meta.value).where(Meta.key == ROOTS_KEY)).first() is None:
-        conn.execute(Meta.__table__.insert().values(key=ROOTS_KEY, value=value))
-    else:
-        conn.execute(Meta.__table__.update().where(Meta.key == ROOTS_KEY).values(value=value))
+    set_meta(conn, ROOTS_KEY, json.dumps(sorted(known)))
 
 
 def indexed_roots(engine: Engine) -> list[str]:

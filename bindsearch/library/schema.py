@@ -122,6 +122,16 @@ class Tag(Base):
     tag: Mapped[str] = mapped_column(Text, primary_key=True)
 
 
+def set_meta(conn: Any, key: str, value: str) -> None:
+    """Set the meta table's ``key`` to ``value`` (a row made if new), inside the caller's transaction."""
+    from sqlalchemy import select, update
+
+    if conn.execute(select(Meta.value).where(Meta.key == key)).first() is None:
+        conn.execute(Meta.__table__.insert().values(key=key, value=value))
+    else:
+        conn.execute(update(Meta).where(Meta.key == key).values(value=value))
+
+
 def bump_counter(conn: Any, key: str) -> int:
     """Add one to the counter ``key`` of the meta table (created at 1), inside the caller's transaction;
     the new value."""

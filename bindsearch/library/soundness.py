@@ -18,7 +18,7 @@ from ..windows import WINDOWED
 from .disk_space import disk_is_full
 from .lock import WriterLock
 from .records import index_keys
-from .schema import STATUS_FAILED, Item, Meta, Window
+from .schema import STATUS_FAILED, Item, Window, set_meta
 from .slot_map import SlotMap
 
 log = logging.getLogger("bindsearch")
@@ -148,10 +148,7 @@ def _mark_failed(conn: Any, bad: dict[int, str], bump_generation: Callable[[Any,
         bump_generation(conn, modality, False)
         if modality in WINDOWED:
             bump_generation(conn, modality, True)
-    if conn.execute(select(Meta.value).where(Meta.key == CHECKED_KEY)).first() is None:
-        conn.execute(Meta.__table__.insert().values(key=CHECKED_KEY, value="1"))
-    else:
-        conn.execute(update(Meta).where(Meta.key == CHECKED_KEY).values(value="1"))
+    set_meta(conn, CHECKED_KEY, "1")
 
 
 def _drop_in_memory(library: Any, bad: dict[int, str]) -> None:

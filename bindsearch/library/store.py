@@ -37,7 +37,7 @@ from .lock import WriterLock
 from .opening import open_library
 from .read_only import refuse
 from .records import INDEX_DIR, LOCK_FILE, VECTOR_DIR, IndexInfo, LibraryInfo, OptimizeReport, index_keys
-from .schema import Item, Meta, Window
+from .schema import Item, Meta, Window, set_meta
 from .vector_stores import VectorStores
 from .writer import LibraryWriter, _bump_generation
 
@@ -211,10 +211,7 @@ class LibraryStore(ItemStore):
         value = json.dumps(settings.to_dict(), sort_keys=True)
         windowed = Item.modality.in_([m.value for m in WINDOWED])
         with self._engine.begin() as conn:
-            if conn.execute(select(Meta.value).where(Meta.key == "windows")).first() is None:
-                conn.execute(Meta.__table__.insert().values(key="windows", value=value))
-            else:
-                conn.execute(update(Meta).where(Meta.key == "windows").values(value=value))
+            set_meta(conn, "windows", value)
             if settings.enabled:
                 conn.execute(update(Item).where(windowed).values(window_count=None))
             else:

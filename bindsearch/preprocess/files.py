@@ -19,7 +19,7 @@ from ..loaders.audio import audio_info, load_audio
 from ..loaders.image import load_image
 from ..loaders.video import load_video_clips, read_frames, video_info
 from .audio import NUM_CLIPS, SAMPLE_RATE, audio_to_input, clip_bounds, clips_to_input, to_mono
-from .image import IMAGE_SIZE, image_to_tensor
+from .image import IMAGE_SIZE, image_to_tensor, reduced_decode_side
 from .resample import resample, resampled_length, sinc_kernel_table
 from .video import video_to_input
 
@@ -29,11 +29,8 @@ FULL_DECODE_LIMIT_S = 600.0
 FULL_DECODE_LIMIT_SAMPLES = int(FULL_DECODE_LIMIT_S * 44_100 * 2)
 
 
-# A JPEG is decoded reduced (DCT scaling) only as far as keeps twice the model's input size: the bicubic
-# resize then still shrinks it at least twofold, and the embedding stays within a cosine of 0.99999 of a full
-# decode's (measured on 4000 x 3000 photos with added noise and fine stripes; tests/test_reduced_decode.py).
-# A camera's 12-megapixel photo decodes at 1000 x 750, about three times faster.
-REDUCED_DECODE_SIDE = 2 * IMAGE_SIZE
+# A large JPEG is decoded reduced (DCT scaling), keeping twice the model's input size.
+REDUCED_DECODE_SIDE = reduced_decode_side(IMAGE_SIZE)
 
 
 def image_file_to_input(path: str) -> torch.Tensor:

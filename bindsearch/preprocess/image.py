@@ -52,6 +52,15 @@ def elongation_reason(width: int, height: int, what: str = "image") -> str | Non
     return None
 
 
+def reduced_decode_side(input_size: int = IMAGE_SIZE) -> int:
+    """How far a large JPEG may be decoded reduced for a model that takes ``input_size`` pixels: to twice that
+    (``loaders.image.decode_image``'s ``shorter_side_at_least``). The resize then still shrinks it at least
+    twofold, and the embedding stays within a cosine of 0.99999 of a full decode's (measured on 4000 x 3000
+    photos with added noise and fine stripes; tests/test_reduced_decode.py). A camera's 12-megapixel photo
+    decodes at 1000 x 750, about three times faster."""
+    return 2 * input_size
+
+
 def center_crop_box(width: int, height: int, size: int = IMAGE_SIZE) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of the centred ``size`` x ``size`` square.
 

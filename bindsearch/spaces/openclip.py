@@ -351,10 +351,12 @@ class OpenClipImageEncoder(Encoder):
 
         if isinstance(source, Image.Image):
             image = to_rgb(source)
-        else:  # (a large JPEG decoded reduced, to twice the model's input size: see preprocess.files)
+        else:
+            from ..preprocess.image import reduced_decode_side
+
             size = self.space.preprocess_config["size"]
             side = max(size) if isinstance(size, (list, tuple)) else int(size)
-            image = load_image(os.fspath(source), shorter_side_at_least=2 * side)
+            image = load_image(os.fspath(source), shorter_side_at_least=reduced_decode_side(side))
         return self.space.image_transform(image)
 
     def embed_batch(self, prepared: Sequence[Any]) -> np.ndarray:
