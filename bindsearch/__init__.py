@@ -27,6 +27,7 @@ if os.path.isfile(os.path.join(_root, "pyproject.toml")) and os.path.isfile(
 import numpy as np
 
 from .api import Library
+from .bind import BindReport, bind
 from .classify import Classification, LabelScore, classify
 from .errors import (
     BindsearchError,
@@ -68,6 +69,7 @@ def embed(
 
 __all__ = [
     "DEFAULT_SPACE",
+    "BindReport",
     "BindsearchError",
     "Classification",
     "Encoder",
@@ -91,6 +93,7 @@ __all__ = [
     "SpaceError",
     "SpaceMismatchError",
     "UsageError",
+    "bind",
     "classify",
     "embed",
     "index_paths",

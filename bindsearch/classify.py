@@ -123,8 +123,10 @@ class LabelSet:
         self._vectors: dict[Modality, np.ndarray] = {}
 
     def prompts(self, modality: Modality) -> list[list[str]]:
-        """Per label, its prompts for ``modality``."""
-        return [[template.format(label) for template in self.templates[modality]] for label in self.labels]
+        """Per label, its prompts for ``modality``. A modality a space adds was bound to images: it takes
+        the image prompts unless given its own."""
+        templates = self.templates.get(modality) or self.templates[Modality.IMAGE]
+        return [[template.format(label) for template in templates] for label in self.labels]
 
     def vectors(self, modality: Modality) -> np.ndarray:
         """(labels, dim) unit rows: each label's prompts embedded as text and averaged."""
@@ -185,7 +187,7 @@ def classify(
             inputs.append((kind, value, os.fspath(value) if not isinstance(value, str) else value))
             continue
         path = os.fspath(item)
-        kind = forced or modality_from_path(path)
+        kind = forced or modality_from_path(path, chosen.naming)
         if kind is None:
             raise UsageError(f"cannot tell the modality of {path} from its name: give one with --modality")
         if kind not in chosen.modalities:

@@ -1,5 +1,5 @@
 """The ``bindsearch`` command: index, query, embed, info, optimize, tag, classify, remove, export, import, duplicates,
-watch, serve."""
+watch, serve, bind."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bindsearch.errors import BindsearchError
 from bindsearch.spaces.precision import check_precision_variable
 from bindsearch.spaces.torch_runtime import check_device
 
+from . import bind as bind_cmd
 from . import classify as classify_cmd
 from . import duplicates as duplicates_cmd
 from . import embed as embed_cmd
@@ -74,6 +75,7 @@ app.command("import", cls=Command)(import_cmd.import_vectors)
 app.command("duplicates", cls=Command)(duplicates_cmd.duplicates)
 app.command("watch", cls=Command)(watch_cmd.watch)
 app.command("serve", cls=Command)(serve_cmd.serve)
+app.command("bind", cls=Command)(bind_cmd.bind)
 
 
 def main() -> None:

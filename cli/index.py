@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from bindsearch.indexer import IndexObserver, check_arguments
 import bindsearch
 from bindsearch.classify import parse_labels
 from bindsearch.errors import UsageError
+from bindsearch.modality import Modality
 from bindsearch.paths import display_path
 from bindsearch.windows import WindowSettings
 
@@ -70,7 +72,9 @@ def index(
     Exit status: 0 when every file was indexed, 3 when some failed, 2 for bad
     arguments or an unusable library or space.
     """
-    check_arguments(paths, modality, auto_tag_min=auto_tag_min)  # before the library (or a download) is touched
+    _, forced = check_arguments(paths, modality, auto_tag_min=auto_tag_min)  # before the library (or a download)
+    if forced is not None and not forced.builtin:
+        _check_added_modality(forced, library, space)
     if auto_tag_min is not None and auto_tag is None:
         raise UsageError("--auto-tag-min goes with --auto-tag LABELS")
     labels = parse_labels(auto_tag) if auto_tag is not None else None
@@ -119,3 +123,20 @@ def _esc(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def _check_added_modality(modality: Modality, library: Path | None, space: str | None) -> None:
+    """A modality that is not built in must be one the space adds: checked on the space's spec (no weights,
+    no download), the library's own when no space is given."""
+    from bindsearch.errors import LibraryError
+    from bindsearch.modality import check_modality
+
+    if space is not None:
+        chosen = bindsearch.load_space(space)
+    else:
+        try:
+            with bindsearch.open_library(library) as lib:
+                chosen = lib.space
+        except LibraryError:
+            chosen = bindsearch.load_space(None)
+    check_modality(modality.value, chosen.modalities, f"space {chosen.name}")

@@ -16,7 +16,7 @@ from bindsearch.bulk_import.files_on_disk import imported_without_file
 from bindsearch.errors import BindsearchError, DiskFullError, SpaceError, UsageError
 from bindsearch.library import LibraryStore, LibraryWriter, StoredItem
 from bindsearch.library.disk_space import disk_full_message, disk_is_full
-from bindsearch.library.schema import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, UNKNOWN_DURATION
+from bindsearch.library.schema import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, STATUS_STALE, UNKNOWN_DURATION
 from bindsearch.modality import Modality
 from bindsearch.windows import WINDOWED, WindowSettings, chunks, file_windows, pool_windows, window_times
 
@@ -126,6 +126,8 @@ def index_paths(
     space = library.space
     if forced is not None and forced not in space.modalities:
         have = ", ".join(sorted(m.value for m in space.modalities))
+        if not forced.builtin:
+            raise UsageError(f"unknown modality '{forced.value}' (space {space.name} embeds: {have})")
         raise UsageError(f"space {space.name} cannot embed {forced.value} (it embeds: {have})")
     if batch_size < 1:
         raise UsageError("batch size must be at least 1")
@@ -234,7 +236,8 @@ class _Run:
         """Compare what is on disk with what the library holds: the files to read, and the items gone."""
         modalities = self.space.modalities
         found = scan(roots, forced, exclude=[str(self.library.path)],
-                     soundtracks=Modality.VIDEO in modalities and Modality.AUDIO in modalities)
+                     soundtracks=Modality.VIDEO in modalities and Modality.AUDIO in modalities,
+                     naming=self.space.naming)
         stored = {(item.path, item.modality): item for item in self.library.items_under(roots)}
         for folder, reason in found.unreadable_dirs:
             self.report.fail(folder, f"folder not indexed: {reason}")
@@ -568,7 +571,7 @@ class _Run:
                 self.precision_recorded.add(modality)
 
     def _count_embedded(self, old: StoredItem | None) -> None:
-        if old is not None and old.status == STATUS_OK:
+        if old is not None and old.status in (STATUS_OK, STATUS_STALE):
             self.report.updated += 1
         else:
             self.report.added += 1

@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from bindsearch.modality import SENSOR_MODALITIES, Modality, modality_from_path
+from bindsearch.modality import DEFAULT_NAMING, Modality, Naming
 
 
 class FoundFile(NamedTuple):
@@ -47,6 +47,7 @@ def scan(
     forced: Modality | None = None,
     exclude: list[str] | None = None,
     soundtracks: bool = False,
+    naming: Naming = DEFAULT_NAMING,
 ) -> ScanResult:
     """Find the media files under ``roots`` (absolute paths of files or folders).
 
@@ -54,24 +55,28 @@ def scan(
     as a root; folders in ``exclude`` (the library's own) are skipped; symbolic
     links are followed, each real folder visited once, so link loops end.
     With ``soundtracks``, every video is listed a second time as audio (its soundtrack).
+    ``naming``: the space's, which tells the modalities it adds by their folders and inner extensions.
     """
     result = ScanResult(soundtracks=soundtracks and forced is None)
     excluded = {_dir_key(p) for p in (exclude or []) if os.path.isdir(p)}
     visited: set[tuple[int, int]] = set()
     for root in roots:
         if os.path.isdir(root):
-            _walk(root, forced, excluded, visited, result)
+            _walk(root, forced, excluded, visited, result, naming)
         else:
-            _add_file(root, forced, result, named=True)
+            _add_file(root, forced, result, named=True, naming=naming)
     return result
 
 
-def _walk(top: str, forced: Modality | None, excluded: set, visited: set, result: ScanResult) -> None:
+def _walk(top: str, forced: Modality | None, excluded: set, visited: set, result: ScanResult,
+          naming: Naming) -> None:
     # The per-file work is kept small (this loop runs once per file of the library):
     # the DirEntry's own stat, a modality looked up once per folder and kind of name,
     # and a named tuple per file found. The caller pauses cyclic GC over the walk.
     add = result.add
     s_isreg = stat.S_ISREG
+    modality_of = naming.modality_of
+    named = naming.names
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -108,11 +113,11 @@ def _walk(top: str, forced: Modality | None, excluded: set, visited: set, result
             if forced is not None:
                 modality = forced
             else:
-                shape = _name_shape(name)
+                shape = _name_shape(name, named)
                 try:
                     modality = kinds[shape]
                 except KeyError:
-                    modality = kinds[shape] = modality_from_path(path)
+                    modality = kinds[shape] = modality_of(path)
                 if modality is None:
                     result.ignored += 1
                     continue
@@ -136,9 +141,9 @@ def _entry_name(entry: os.DirEntry) -> str:
     return entry.name
 
 
-def _name_shape(name: str) -> tuple[str, str] | None:
-    """What ``modality_from_path`` reads of a file name within one folder: its extension, and
-    its inner extension when that names a sensor modality ("scan.depth.png").
+def _name_shape(name: str, named: frozenset[str]) -> tuple[str, str] | None:
+    """What ``Naming.modality_of`` reads of a file name within one folder: its extension, and
+    its inner extension when that names a modality of the convention (``named``: "scan.depth.png").
 
     Two names of one folder with the same shape have the same modality, so it is
     looked up once per shape (tests/test_noop_speed.py checks this against
@@ -149,14 +154,12 @@ def _name_shape(name: str) -> tuple[str, str] | None:
     if not dot:
         return None  # no extension
     inner = head.rpartition(".")[2] if "." in head else ""
-    return ext, (inner if inner in _SENSOR_NAMES else "")
+    return ext, (inner if inner in named else "")
 
 
-_SENSOR_NAMES = frozenset(m.value for m in SENSOR_MODALITIES)
-
-
-def _add_file(path: str, forced: Modality | None, result: ScanResult, named: bool) -> None:
-    modality = forced or modality_from_path(path)
+def _add_file(path: str, forced: Modality | None, result: ScanResult, named: bool,
+              naming: Naming = DEFAULT_NAMING) -> None:
+    modality = forced or naming.modality_of(path)
     if modality is None:
         result.ignored += 1
         return

@@ -5,7 +5,15 @@ import os
 import pytest
 
 from bindsearch.errors import UsageError
-from bindsearch.modality import Modality, looks_like_text, modality_from_path, sniff_format
+from bindsearch.modality import (
+    BUILTIN_MODALITIES,
+    DEFAULT_NAMING,
+    INPUT_EXTENSIONS,
+    Modality,
+    looks_like_text,
+    modality_from_path,
+    sniff_format,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,8 +51,34 @@ def test_double_extension_beats_folder():
 
 def test_parse_modality():
     assert Modality.parse(" Image ") is Modality.IMAGE
+    # Any well-formed name is a modality (a space may add it); whose it is, the space says.
+    assert Modality.parse("Vibration") is Modality("vibration")
     with pytest.raises(UsageError, match="unknown modality 'smell'.*image"):
-        Modality.parse("smell")
+        Modality.parse("smell", BUILTIN_MODALITIES)
+    for bad in ("no way", "1st", "x" * 17, "", "é"):
+        with pytest.raises(UsageError, match="unknown modality"):
+            Modality.parse(bad)
+
+
+def test_modalities_are_interned_strings():
+    import pickle
+
+    assert Modality("audio") is Modality.AUDIO and Modality.AUDIO == "audio" and hash(Modality.AUDIO) == hash("audio")
+    assert pickle.loads(pickle.dumps(Modality("sonar"))) is Modality("sonar")
+    assert str(Modality.IMU) == f"{Modality.IMU}" == Modality.IMU.value == "imu" and type(Modality.IMU.value) is str
+    assert Modality.IMAGE.builtin and not Modality("sonar").builtin
+    with pytest.raises(ValueError, match="not a modality name"):
+        Modality("Not A Name")
+
+
+def test_a_space_names_the_modalities_it_adds():
+    naming = DEFAULT_NAMING.with_modalities([(Modality("vibration"), INPUT_EXTENSIONS["timeseries"])])
+    sep = os.sep
+    assert naming.modality_of(f"{sep}m{sep}vibration{sep}run.csv") is Modality("vibration")
+    assert naming.modality_of(f"{sep}m{sep}run.vibration.npy") is Modality("vibration")
+    assert naming.modality_of(f"{sep}m{sep}vibration{sep}photo.jpg") is Modality.IMAGE  # not a time series
+    assert naming.modality_of(f"{sep}m{sep}imu{sep}run.csv") is Modality.IMU
+    assert modality_from_path(f"{sep}m{sep}vibration{sep}run.csv") is None  # the default naming does not know it
 
 
 @pytest.mark.parametrize(

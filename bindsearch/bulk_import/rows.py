@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..modality import Modality
+from ..modality import BUILTIN_MODALITIES, Modality
 
 NOT_FINITE = "its vector is not finite (NaN or infinite values)"
 ALL_ZERO = "its vector is all zero"
@@ -76,7 +76,7 @@ def absolute_paths(paths: Sequence[str | None]) -> tuple[list[str], dict[int, st
 def parse_modalities(values: Sequence[str | None], embedded: frozenset[Modality],
                      space: str) -> tuple[list[Modality | None], dict[int, str]]:
     """Each row's modality, and why each that is unknown, or that ``space`` does not embed, is refused."""
-    known = {m.value: m for m in Modality}
+    known = {m.value: m for m in (*BUILTIN_MODALITIES, *sorted(embedded - set(BUILTIN_MODALITIES)))}
     out: list[Modality | None] = []
     reasons: dict[int, str] = {}
     for i, value in enumerate(values):

@@ -215,7 +215,7 @@ class IndexManager:
         """The modalities whose index holds vectors, in the usual order."""
         with self.library._engine.connect() as conn:
             written = set(conn.execute(select(Meta.key).where(Meta.key.like("generation:%"))).scalars())
-        return [m for m in Modality if generation_key(m) in written and self.get(m).size > 0]
+        return [m for m in self.library.held_modalities() if generation_key(m) in written and self.get(m).size > 0]
 
     def keys_with_vectors(self) -> list[Key]:
         """Every index (item and window ones) that holds vectors, in the usual order."""

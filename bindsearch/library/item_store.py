@@ -12,11 +12,11 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from ..errors import UsageError
-from ..modality import Modality
+from ..modality import BUILTIN_MODALITIES, Modality, is_modality_name
 from ..windows import WINDOWED
 from .database import raw_cursor
 from .records import FileError, ItemDetails, ItemWindow, StoredItem, StoredWindow
-from .schema import STATUS_FAILED, STATUS_OK, UNKNOWN_DURATION, Item, Window
+from .schema import STATUS_FAILED, STATUS_OK, UNKNOWN_DURATION, Item, Meta, Window
 from .selection import under
 from .slot_map import SlotMap
 
@@ -40,6 +40,16 @@ class ItemStore:
                 select(Item.modality, func.count()).where(Item.status == STATUS_OK).group_by(Item.modality)
             ).all()
         return {Modality(m): n for m, n in rows}
+
+    def held_modalities(self) -> list[Modality]:
+        """The built-in modalities and any other whose index a commit has written, in that order: every
+        modality the library may hold vectors of (read from the indexes' generation counters in meta,
+        a few rows, rather than from the items)."""
+        with self._engine.connect() as conn:
+            keys = conn.execute(select(Meta.key).where(Meta.key.like("generation:%"))).scalars()
+            written = {key.split(":", 1)[1].split(".", 1)[0] for key in keys}
+        added = sorted(Modality(m) for m in written if is_modality_name(m) and Modality(m) not in BUILTIN_MODALITIES)
+        return [*BUILTIN_MODALITIES, *added]
 
     def items_under(self, roots: Sequence[str]) -> list[StoredItem]:
         """Every item whose path is one of ``roots`` or lies in a folder among them."""
@@ -258,7 +268,7 @@ _ITEMS_UNDER_SQL = (
 
 class _ModalityByValue(dict):
     def __missing__(self, value: str) -> Modality:
-        return Modality(value)  # not a modality: ValueError, as before
+        return Modality(value)  # not a modality name: ValueError, as before
 
 
-_MODALITY_BY_VALUE = _ModalityByValue({m.value: m for m in Modality})
+_MODALITY_BY_VALUE = _ModalityByValue({m.value: m for m in BUILTIN_MODALITIES})

@@ -26,6 +26,7 @@ from .lock import WriterLock
 from .migrations import migrate, reclaim_vector_space
 from .precisions import KEY as PRECISIONS_KEY
 from .read_only import refuse, why_read_only
+from .rebinding import rebind, rebindable
 from .records import DB_FILE, INDEX_DIR, LOCK_FILE, VECTOR_DIR
 from .schema import SCHEMA_VERSION, Base, Item, Meta
 from .soundness import CHECKED_KEY, check_stored_vectors
@@ -111,6 +112,12 @@ def open_library(
             except LibraryLockedError:
                 engine.dispose()
                 raise
+        elif differs and (changed := rebindable(library, requested)) is not None:
+            # A space bound from the library's own (or from its base): what it leaves alone is kept.
+            if read_only:
+                engine.dispose()
+                raise refuse(folder, read_only, f"switch it to space {requested.name}")
+            rebind(library, requested, changed)
         elif differs:
             engine.dispose()
             identity = f"{requested.dim} dims" if other_dim else f"fingerprint {requested.fingerprint}"

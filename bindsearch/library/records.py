@@ -123,7 +123,7 @@ class StoredWindow(NamedTuple):
 VECTOR_DIR = "vectors"
 
 
-def index_keys(modalities: Iterable[Modality] = tuple(Modality)) -> Iterator[tuple[Modality, bool]]:
+def index_keys(modalities: Iterable[Modality]) -> Iterator[tuple[Modality, bool]]:
     """The indexes of these modalities, (modality, windows?) each: long audio and video have a second one for
     their time windows."""
     for modality in modalities:

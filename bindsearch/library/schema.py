@@ -28,6 +28,7 @@ SCHEMA_VERSION = 4
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_SKIPPED = "skipped"  # readable, but nothing of this modality in it (a video without sound)
+STATUS_STALE = "stale"  # embedded by a tower the library's space no longer has: embedded again by the next index
 UNKNOWN_DURATION = -1.0  # an audio or video item whose length its file does not tell (asked once)
 
 

@@ -53,7 +53,7 @@ def find_unusable(library: Any) -> dict[int, str]:
     the vector file does not hold counts as unusable.
     """
     bad: dict[int, str] = {}
-    for key in index_keys():
+    for key in index_keys(library.held_modalities()):
         modality, windows = key
         found = _unusable_ids(library, key, library.slot_map(*key))
         if found.size:  # looked at again with the slots as they are now (see ``still_damaged``)

@@ -161,7 +161,8 @@ class LibraryStore(ItemStore):
         with self.writer(kept="every index built before is kept"):
             for key in self.indexes.keys_with_vectors():
                 self.indexes.builder.maintain(key, final=True, force=True)
-            for key in index_keys():  # (an index emptied by removals too: its file holds only unused rows)
+            # (an index emptied by removals too: its file holds only unused rows)
+            for key in index_keys(self.held_modalities()):
                 freed += self._free_unused(key)
         return OptimizeReport(self.index_info(), freed)
 

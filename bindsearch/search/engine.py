@@ -100,10 +100,13 @@ def _term_vectors(space: Space, terms: Sequence[QueryTerm],
     return vectors, frozenset(excluded)
 
 
-def parse_targets(targets: Iterable[Modality | str] | Modality | str | None) -> list[Modality] | None:
-    """The target modalities named (UsageError for an unknown one), or None for all of them.
+def parse_targets(targets: Iterable[Modality | str] | Modality | str | None,
+                  known: Iterable[Modality] | None = None) -> list[Modality] | None:
+    """The target modalities named, or None for all of them. UsageError for a name that is not a modality's,
+    or (with ``known``, a space's modalities) not one of ``known``.
 
     Cheap, so that a front end can check its arguments before it opens a library or loads a model."""
+    known = tuple(known) if known is not None else None
     if isinstance(targets, (str, Modality)):
         targets = [targets]
     names = [t.value if isinstance(t, Modality) else str(t) for t in (targets or [])]
@@ -111,7 +114,7 @@ def parse_targets(targets: Iterable[Modality | str] | Modality | str | None) -> 
     for name in names:
         if name.lower() == "all":
             continue
-        modality = Modality.parse(name)
+        modality = Modality.parse(name, known)
         if modality not in seen:
             seen.append(modality)
     return None if not names or "all" in (n.lower() for n in names) else seen
@@ -128,7 +131,7 @@ def check_filters(library: Library, filters: Filters) -> None:
 
 def resolve_targets(library: Library, targets: Iterable[Modality | str] | Modality | str | None) -> list[Modality]:
     """The modalities to search: the given ones, or with None / "all" every modality the library holds."""
-    named = parse_targets(targets)
+    named = parse_targets(targets, library.space.modalities | set(library.modalities_with_vectors()))
     return library.modalities_with_vectors() if named is None else named
 
 

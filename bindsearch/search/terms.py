@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from ..modality import Modality, modality_from_path
+from ..modality import BUILTIN_MODALITIES, Modality, is_modality_name, modality_from_path
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class QueryTerm:
 
 _WEIGHT = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)):(.*)", re.DOTALL)
 _OPERATOR = re.compile(r"\s+([+-])\s+")
-_PREFIXES = {m.value for m in Modality} | {"like"}
+_PREFIXES = {m.value for m in BUILTIN_MODALITIES} | {"like"}
 
 IsFile = Callable[[str], bool]
 
@@ -102,7 +102,10 @@ def parse_term(token: str, sign: float = 1.0, is_file: IsFile = os.path.isfile) 
     """One term of the grammar (see the module docstring), its weight multiplied by ``sign``."""
     weight, rest = split_weight(token, is_file)
     prefix, colon, value = rest.partition(":")
-    if colon and not is_file(rest) and prefix.lower() in _PREFIXES:
+    # A built-in modality's name, or any other modality name before an existing file ("vibration:run.csv",
+    # a modality a bound space adds): a text with a colon ("note: buy milk") stays a text.
+    named = prefix.lower() in _PREFIXES or (is_modality_name(prefix) and is_file(value))
+    if colon and not is_file(rest) and named:
         kind = prefix.lower()
         if not value:
             raise UsageError(f"query term {token!r}: nothing after {prefix}:")

@@ -4,7 +4,7 @@ filters and targets. Files the client names are checked here, before anything re
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -88,13 +88,13 @@ def targets_of(given: Sequence[str] | str | None) -> list[str] | None:
     return names
 
 
-def terms_of(request: SearchIn, may_read: MayRead) -> list[QueryTerm]:
+def terms_of(request: SearchIn, may_read: MayRead, modalities: Iterable[Modality] | None = None) -> list[QueryTerm]:
     """The request's terms (its expression's, then its list's); Forbidden for a file outside the library."""
     terms: list[QueryTerm] = []
     if request.expression is not None:
         terms += expression_terms(request.expression, may_read)
     for term in request.terms or []:
-        terms.append(term_of(term, may_read))
+        terms.append(term_of(term, may_read, modalities))
     return terms
 
 
@@ -109,7 +109,7 @@ def expression_terms(expression: str, may_read: MayRead) -> list[QueryTerm]:
     return terms
 
 
-def term_of(term: TermIn, may_read: MayRead) -> QueryTerm:
+def term_of(term: TermIn, may_read: MayRead, modalities: Iterable[Modality] | None = None) -> QueryTerm:
     if term.upload is not None:
         raise UsageError("a term names an upload only in a search with uploaded files (/api/search/upload)")
     if term.like is not None:
@@ -118,7 +118,8 @@ def term_of(term: TermIn, may_read: MayRead) -> QueryTerm:
         return QueryTerm.like(term.like, term.weight)
     if term.value is None:
         raise UsageError("a query term needs a value (text, or a file's path) or like (an item id)")
-    modality = Modality.parse(term.modality) if term.modality else Modality.TEXT
+    # (checked against the library's space before the file is: a misspelt modality is the first thing to say)
+    modality = Modality.parse(term.modality, modalities) if term.modality else Modality.TEXT
     if modality is Modality.TEXT:
         return QueryTerm.text(term.value, term.weight)
     check_server_file(term.value, may_read)

@@ -69,7 +69,9 @@ def media(item_id: str, state: State) -> FileResponse:
 async def thumbnail(item_id: str, state: State,
                     at: float | None = Query(None, ge=0, le=1e7, description="seconds into the file")) -> Response:
     details = await run_in_threadpool(_item, state, item_id)
-    picture = await run_in_threadpool(state.thumbnails.get, details.id, details.path, details.modality, at)
+    kind = state.library.space.input_kind(details.modality)
+    picture = await run_in_threadpool(state.thumbnails.get, details.id, details.path, details.modality, at,
+                                      kind=kind)
     return Response(picture.data, media_type=picture.media_type,
                     headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
 

@@ -51,7 +51,7 @@ class EmbedIn(BaseModel):
 def search(body: SearchIn, state: State) -> dict[str, Any]:
     started = time.perf_counter()
     with state.using_library() as lib:
-        terms = terms_of(body, lib.may_read)
+        terms = terms_of(body, lib.may_read, lib.space.modalities)
         return _search(lib, body, terms, started)
 
 

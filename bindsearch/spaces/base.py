@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import MediaError, UnusableEmbedding, UsageError
-from ..modality import Modality
+from ..modality import DEFAULT_NAMING, Modality, Naming
 from ..vectors import usable_rows
 
 # CLIP's learned temperature saturates at 100; spaces that know their own say so.
@@ -122,6 +122,27 @@ class Space(ABC):
         """Build the encoder of one supported modality (weights still unloaded)."""
 
     @property
+    def naming(self) -> Naming:
+        """How this space tells a file's modality from its name (the modalities it adds included)."""
+        return DEFAULT_NAMING
+
+    def input_kind(self, modality: Modality | str) -> str:
+        """What reads a modality's files and draws its thumbnails: a built-in modality's name, or for a
+        modality a space adds, its input kind ("timeseries", "image1", "audio")."""
+        return Modality.parse(modality).value
+
+    def modality_fingerprint(self, modality: Modality | str) -> str:
+        """What identifies the vectors of one modality. Two spaces (a base and a space bound from it) that
+        agree on a modality's fingerprint give its files the same vectors: a library re-bound from the one
+        to the other keeps them."""
+        canonical = f"{self.fingerprint}:{Modality.parse(modality).value}"
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def root_fingerprint(self) -> str:
+        """The fingerprint of the space this one was bound from (its own, for a space not bound)."""
+        return self.fingerprint
+
+    @property
     def precision(self) -> str:
         """What the encoders compute in ("fp32", "bf16", "fp16"); not part of the fingerprint."""
         return "fp32"
@@ -142,6 +163,8 @@ class Space(ABC):
         modality = Modality.parse(modality)
         if modality not in self.modalities:
             have = ", ".join(sorted(m.value for m in self.modalities))
+            if not modality.builtin:
+                raise UsageError(f"unknown modality '{modality.value}' (space {self.name} embeds: {have})")
             raise UsageError(f"space {self.name} cannot embed {modality.value} (it embeds: {have})")
         cache: dict[Modality, Encoder] = self.__dict__.setdefault("_encoders", {})
         if modality not in cache:

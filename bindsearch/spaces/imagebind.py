@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpaceError, first_line
-from ..modality import Modality
+from ..modality import BUILTIN_MODALITIES, Modality
 from ..paths import cache_dir
 from .base import Encoder, Space, resolve_relative
 from .checkpoint import checkpoint_identity
@@ -52,7 +52,7 @@ _TOWER = {
     Modality.IMU: "imu",
 }
 _SENSOR_SETTINGS = ("depth", "thermal", "imu")
-_ALL_MODALITIES = frozenset(Modality)
+_ALL_MODALITIES = frozenset(BUILTIN_MODALITIES)
 
 
 @register_space_kind

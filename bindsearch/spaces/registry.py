@@ -126,7 +126,7 @@ def _ensure_kinds_registered() -> None:
     # importing bindsearch does not import torch or open_clip.
     global _registered
     if not _registered:
-        from . import imagebind, openclip  # noqa: F401
+        from . import bound, imagebind, openclip  # noqa: F401
 
         _registered = True
 

@@ -33,7 +33,8 @@ class ThumbnailCache:
         self.folder = Path(folder)
 
     def get(
-        self, item_id: int, path: str, modality: Modality, at: float | None, size: int = DEFAULT_SIZE
+        self, item_id: int, path: str, modality: Modality, at: float | None, size: int = DEFAULT_SIZE,
+        kind: str | None = None,
     ) -> Thumbnail:
         """The cached picture when there is one, else a new one (stored when the folder can be written).
 
@@ -53,7 +54,7 @@ class ThumbnailCache:
                 return Thumbnail(data, thumbnail_media_type())
         except OSError:
             pass  # missing (the usual miss) or unreadable: make it anew
-        thumbnail = make_thumbnail(path, modality, at, size)
+        thumbnail = make_thumbnail(path, modality, at, size, kind)
         self._store(target, thumbnail.data, item_id)
         return thumbnail
 

@@ -15,6 +15,7 @@ from .audio import audio_picture
 from .image import image_picture, video_picture
 from .imu import imu_picture
 from .sensors import depth_picture, thermal_picture
+from .series import series_picture
 from .text import text_picture
 
 DEFAULT_SIZE = 320
@@ -26,7 +27,7 @@ _FORMAT, _MEDIA_TYPE, _EXTENSION = ("WEBP", "image/webp", "webp") if WEBP else (
 _QUALITY = 80
 # Line plots and text cards are a few flat colours: lossless WebP keeps their one-pixel lines crisp
 # (lossy WebP halves colour resolution and smears them) and is four times smaller than lossy here.
-_DRAWN = {Modality.IMU, Modality.TEXT}
+_DRAWN = {"imu", "text", "timeseries"}
 
 
 @dataclass(frozen=True)
@@ -52,18 +53,22 @@ def thumbnail_extension() -> str:
     return _EXTENSION
 
 
-_PICTURES: dict[Modality, Callable[[str, float | None, int], Image.Image]] = {
-    Modality.IMAGE: lambda path, at, size: image_picture(path, size),
-    Modality.VIDEO: video_picture,
-    Modality.AUDIO: audio_picture,
-    Modality.DEPTH: lambda path, at, size: depth_picture(path, size),
-    Modality.THERMAL: lambda path, at, size: thermal_picture(path, size),
-    Modality.IMU: imu_picture,
-    Modality.TEXT: lambda path, at, size: text_picture(path, size),
+# By input kind: a built-in modality's name, or what a modality a space adds is read as (``Space.input_kind``).
+_PICTURES: dict[str, Callable[[str, float | None, int], Image.Image]] = {
+    "image": lambda path, at, size: image_picture(path, size),
+    "video": video_picture,
+    "audio": audio_picture,
+    "depth": lambda path, at, size: depth_picture(path, size),
+    "thermal": lambda path, at, size: thermal_picture(path, size),
+    "image1": lambda path, at, size: thermal_picture(path, size),
+    "imu": imu_picture,
+    "timeseries": series_picture,
+    "text": lambda path, at, size: text_picture(path, size),
 }
 
 
-def make_thumbnail(path: str, modality: Modality, at: float | None = None, size: int = DEFAULT_SIZE) -> Thumbnail:
+def make_thumbnail(path: str, modality: Modality, at: float | None = None, size: int = DEFAULT_SIZE,
+                   kind: str | None = None) -> Thumbnail:
     """A preview of ``path`` fitting in size x size pixels, encoded as WebP (JPEG where Pillow lacks WebP).
 
     Images, video frames, depth and thermal maps keep their aspect ratio and
@@ -71,17 +76,21 @@ def make_thumbnail(path: str, modality: Modality, at: float | None = None, size:
     size x (size * 9 / 16). ``at`` (seconds) picks the video frame, the start
     of the sound shown, or of the IMU span shown; other modalities ignore it.
     Raises MediaError (path and one-line reason) for any file that cannot be
-    read, ValueError for a size or time that makes no sense.
+    read, ValueError for a size or time that makes no sense. ``kind``: how a
+    modality that a space adds is read (its ``Space.input_kind``).
     """
     modality = Modality.parse(modality)
+    kind = kind or modality.value
+    if kind not in _PICTURES:
+        raise ValueError(f"no thumbnail for {modality} files (input kind {kind!r})")
     if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
         raise ValueError(f"size must be a whole number of pixels from {MIN_SIZE} to {MAX_SIZE}, got {size!r}")
     if at is not None and not (math.isfinite(at) and at >= 0):
         raise ValueError(f"at must be a time in seconds, 0 or more, got {at!r}")
     path = str(path)
     try:
-        picture = _PICTURES[modality](path, at, size)
-        return Thumbnail(encode(picture, lossless=modality in _DRAWN), _MEDIA_TYPE)
+        picture = _PICTURES[kind](path, at, size)
+        return Thumbnail(encode(picture, lossless=kind in _DRAWN), _MEDIA_TYPE)
     except MediaError:
         raise
     except MemoryError:
