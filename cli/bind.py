@@ -31,7 +31,7 @@ def bind(
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", show_default=False,
                                       help="Folder of the run: its checkpoints, the tower and the space.json it "
                                            "writes.")],
-    input: Annotated[str | None, typer.Option("--input", "-i", metavar="KIND", show_default=False,
+    input: Annotated[str | None, typer.Option("--input", metavar="KIND", show_default=False,
                                               help="What a new modality's files are: timeseries (CSV, .npy, "
                                                    ".npz), image1 (one-channel images) or audio.")] = None,
     space: SpaceOption = None,

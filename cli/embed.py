@@ -24,6 +24,10 @@ def _input(flag: str, short: str | None, metavar: str, what: str) -> typer.model
 
 @handles_errors
 def embed(
+    term: Annotated[list[str] | None, typer.Argument(
+        metavar="[MODALITY:]VALUE", show_default=False,
+        help="The input as a query term: a file (its modality told by its name), MODALITY:FILE (any modality "
+             "of the space, a bound one too: vibration:run.csv) or text.")] = None,
     text: Annotated[list[str] | None, _input("--text", "-t", "TEXT", "Text")] = None,
     image: Annotated[list[str] | None, _input("--image", "-i", "FILE", "Image file")] = None,
     audio: Annotated[list[str] | None, _input("--audio", "-a", "FILE", "Audio file")] = None,
@@ -37,7 +41,8 @@ def embed(
     no_server: NoServerOption = False,
 ) -> None:
     """Print the unit vector of one input in a space (default: the library's space, if there is a library)."""
-    terms = terms_from_options(text, image=image, audio=audio, video=video, depth=depth, thermal=thermal, imu=imu)
+    terms = terms_from_options(text, image=image, audio=audio, video=video, depth=depth, thermal=thermal, imu=imu,
+                               expression=term)
     if len(terms) != 1:
         raise UsageError("embed takes exactly one input")
     term = terms[0]

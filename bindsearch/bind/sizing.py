@@ -6,6 +6,8 @@ from typing import Any
 
 MAX_BATCH = 1024
 MEMORY_SHARE = 0.25  # of the memory free when training starts
+# Few pairs in a few huge batches make few steps: an epoch has at least this many.
+MIN_STEPS = 8
 
 
 def activation_bytes(tokens: int, width: int, blocks: int, heads: int) -> int:
@@ -17,7 +19,7 @@ def activation_bytes(tokens: int, width: int, blocks: int, heads: int) -> int:
 
 def auto_batch_size(tower: Any, train_pairs: int, device: str) -> int:
     """The largest batch whose activations fit in MEMORY_SHARE of the free memory, at most MAX_BATCH and
-    at most half the training pairs (two batches an epoch at least), and never below 2."""
+    at most 1/MIN_STEPS of the training pairs, and never below 2."""
     pre = tower.preprocessor
     pos = pre.pos_embed if hasattr(pre, "pos_embed") else pre.pos_embedding_helper.pos_embed
     tokens, width = int(pos.shape[1]), int(pos.shape[2])
@@ -26,7 +28,7 @@ def auto_batch_size(tower: Any, train_pairs: int, device: str) -> int:
     per_row = activation_bytes(tokens, width, blocks, heads)
     free = _free_memory(device)
     fits = MAX_BATCH if free is None else max(2, int(free * MEMORY_SHARE // per_row))
-    return max(2, min(MAX_BATCH, fits, train_pairs // 2))
+    return max(2, min(MAX_BATCH, fits, train_pairs // MIN_STEPS))
 
 
 def _free_memory(device: str) -> int | None:

@@ -132,7 +132,7 @@ def fit(tower: Any, batches: Batches, train_positions: np.ndarray, heldout_posit
             rows, counts, images = batches.take(positions.tolist())
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(step, total, settings.lr, warmup)
-            with _autocast(rows.device, settings.precision):
+            with autocast_for(rows.device, settings.precision):
                 from ..models.imagebind.bound_tower import embed_items
 
                 x = embed_items(tower, rows, counts)
@@ -171,7 +171,7 @@ def embed_positions(tower: Any, batches: Batches, positions: np.ndarray, precisi
     with torch.no_grad():
         for i in range(0, len(positions), chunk):
             rows, counts, _ = batches.take(positions[i:i + chunk].tolist())
-            with _autocast(rows.device, precision):
+            with autocast_for(rows.device, precision):
                 out.append(embed_items(tower, rows, counts).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, batches.images.shape[1]), np.float32)
 
@@ -187,7 +187,8 @@ def evaluate(tower: Any, batches: Batches, positions: np.ndarray, precision: str
 
 
 @contextlib.contextmanager
-def _autocast(device: Any, precision: str) -> Iterator[None]:
+def autocast_for(device: Any, precision: str) -> Iterator[None]:
+    """The forward pass's autocast: the trunk's matrix products in bf16/fp16 (the tower keeps its float32 parts)."""
     import torch
 
     if precision == "fp32":
