@@ -38,6 +38,7 @@ from .errors import (
     SpaceMismatchError,
     UsageError,
 )
+from .fewshot import ExampleLabels, classify_examples
 from .indexer import IndexObserver, IndexReport, index_paths
 from .library import FileError, IndexInfo, LibraryInfo, OptimizeReport
 from .modality import Modality
@@ -71,6 +72,7 @@ __all__ = [
     "BindsearchError",
     "Classification",
     "Encoder",
+    "ExampleLabels",
     "FileError",
     "Filters",
     "Hit",
@@ -92,6 +94,7 @@ __all__ = [
     "SpaceMismatchError",
     "UsageError",
     "classify",
+    "classify_examples",
     "embed",
     "index_paths",
     "load_space",
