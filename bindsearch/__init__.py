@@ -39,6 +39,7 @@ from .errors import (
     SpaceMismatchError,
     UsageError,
 )
+from .fewshot import ExampleLabels, classify_examples
 from .indexer import IndexObserver, IndexReport, index_paths
 from .library import FileError, IndexInfo, LibraryInfo, OptimizeReport
 from .modality import Modality
@@ -73,6 +74,7 @@ __all__ = [
     "BindsearchError",
     "Classification",
     "Encoder",
+    "ExampleLabels",
     "FileError",
     "Filters",
     "Hit",
@@ -95,6 +97,7 @@ __all__ = [
     "UsageError",
     "bind",
     "classify",
+    "classify_examples",
     "embed",
     "index_paths",
     "load_space",

@@ -1,4 +1,4 @@
-"""``bindsearch classify FILE... --labels "dog,car,bird"``"""
+"""``bindsearch classify FILE... --labels "dog,car,bird"`` (zero-shot) or ``--examples DIR`` (few-shot)"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 import bindsearch
 from bindsearch.classify import parse_labels, read_labels_file
 from bindsearch.errors import LibraryError, UsageError
+from bindsearch.fewshot import METHODS, read_examples
 from bindsearch.modality import Modality
 from bindsearch.paths import display_path
 
@@ -29,6 +30,18 @@ def classify(
     labels_file: Annotated[
         Path | None, typer.Option("--labels-file", metavar="FILE", help="A file of labels, one per line.")
     ] = None,
+    examples: Annotated[
+        Path | None,
+        typer.Option("--examples", metavar="DIR", show_default=False,
+                     help="Few-shot: a folder with one sub-folder of example files per label (the sub-folder's "
+                          "name is the label)."),
+    ] = None,
+    probe: Annotated[
+        str | None,
+        typer.Option("--probe", metavar="prototype|logistic", show_default=False,
+                     help="With --examples: label by the closest mean of each label's examples (prototype, the "
+                          "default) or by a logistic-regression probe fitted on them (logistic)."),
+    ] = None,
     template: Annotated[
         list[str] | None,
         typer.Option("--template", metavar="MODALITY=TEMPLATE", show_default=False,
@@ -46,15 +59,37 @@ def classify(
     as_json: JsonOption = False,
     no_server: NoServerOption = False,
 ) -> None:
-    """Zero-shot labels: the probability of each label for each file, in the library's space (or --space).
+    """Zero-shot (or with --examples, few-shot) labels: the probability of each label for each file, in the
+    library's space (or --space).
 
     Example: bindsearch classify recordings/*.wav --labels "dog,car,bird,rain"
 
     Probabilities are a softmax over the cosine similarities between the file
-    and each label's prompt, times the space's logit scale.
+    and each label's prompt, times the space's logit scale. With --examples DIR
+    the labels are learned from a few example files per label instead (few-shot).
     """
-    if (labels is None) == (labels_file is None):
-        raise UsageError("give the labels with one of --labels and --labels-file")
+    if sum(given is not None for given in (labels, labels_file, examples)) != 1:
+        raise UsageError("give the labels with one of --labels, --labels-file and --examples")
+    if examples is not None:
+        results = _few_shot(files, examples, probe, template, modality, space, library)
+    else:
+        if probe is not None:
+            raise UsageError("--probe goes with --examples DIR")
+        results = _zero_shot(files, labels, labels_file, template, modality, space, library, no_server)
+    if as_json:
+        print_json(results)
+    else:
+        print_classifications(results, top)
+    failed = [r for r in results if r.error is not None]
+    for r in failed:
+        err.print(f"  [red]failed[/] {display_path(r.path)}: {r.error}", markup=True, highlight=False)
+    if failed:
+        raise typer.Exit(EXIT_FAILED_FILES)
+
+
+def _zero_shot(files: list[Path], labels: str | None, labels_file: Path | None, template: list[str] | None,
+               modality: str | None, space: str | None, library: Path | None,
+               no_server: bool) -> list[bindsearch.Classification]:
     if labels_file is not None:
         label_list = read_labels_file(labels_file)
     else:
@@ -66,15 +101,20 @@ def classify(
     if results is None:
         chosen = bindsearch.load_space(space) if space is not None else _library_space(library)
         results = bindsearch.classify(files, label_list, space=chosen, modality=modality, templates=templates)
-    if as_json:
-        print_json(results)
-    else:
-        print_classifications(results, top)
-    failed = [r for r in results if r.error is not None]
-    for r in failed:
-        err.print(f"  [red]failed[/] {display_path(r.path)}: {r.error}", markup=True, highlight=False)
-    if failed:
-        raise typer.Exit(EXIT_FAILED_FILES)
+    return results
+
+
+def _few_shot(files: list[Path], examples: Path, probe: str | None, template: list[str] | None,
+              modality: str | None, space: str | None, library: Path | None) -> list[bindsearch.Classification]:
+    """Labels learned from the examples, always in this process: a server has no examples folder to read."""
+    if template:
+        raise UsageError("--template goes with --labels or --labels-file (examples need no prompts)")
+    method = probe or "prototype"
+    if method not in METHODS:
+        raise UsageError(f"--probe takes one of {', '.join(METHODS)} (got {probe!r})")
+    read_examples(examples)  # a bad folder is said before a model loads
+    chosen = bindsearch.load_space(space) if space is not None else _library_space(library)
+    return bindsearch.classify_examples(files, examples, space=chosen, modality=modality, method=method)
 
 
 def parse_templates(values: list[str]) -> dict[Modality, str]:

@@ -11,6 +11,7 @@ from bindsearch.indexer import IndexObserver, check_arguments
 import bindsearch
 from bindsearch.classify import parse_labels
 from bindsearch.errors import UsageError
+from bindsearch.fewshot import read_examples
 from bindsearch.modality import Modality
 from bindsearch.paths import display_path
 from bindsearch.windows import WindowSettings
@@ -55,11 +56,17 @@ def index(
         typer.Option("--auto-tag", metavar="LABELS",
                      help='Tag every new item with the closest of these labels (zero-shot): "dog,car,bird".'),
     ] = None,
+    auto_tag_examples: Annotated[
+        str | None,
+        typer.Option("--auto-tag-examples", metavar="DIR",
+                     help="Tag every new item with the most probable label learned from these examples "
+                          "(few-shot): a folder with one sub-folder of example files per label."),
+    ] = None,
     auto_tag_min: Annotated[
         float | None,
         typer.Option("--auto-tag-min", metavar="P",
-                     help="With --auto-tag: tag an item only when its closest label's probability is at least P "
-                          "(0 to 1); an item no label fits gets none."),
+                     help="With --auto-tag or --auto-tag-examples: tag an item only when its best label's "
+                          "probability is at least P (0 to 1); an item no label fits gets none."),
     ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Read again the files that failed before, changed or not.")
@@ -75,9 +82,14 @@ def index(
     _, forced = check_arguments(paths, modality, auto_tag_min=auto_tag_min)  # before the library (or a download)
     if forced is not None and not forced.builtin:
         _check_added_modality(forced, library, space)
-    if auto_tag_min is not None and auto_tag is None:
-        raise UsageError("--auto-tag-min goes with --auto-tag LABELS")
+    if auto_tag is not None and auto_tag_examples is not None:
+        raise UsageError("give one of --auto-tag LABELS and --auto-tag-examples DIR, not both")
+    if auto_tag_min is not None and auto_tag is None and auto_tag_examples is None:
+        raise UsageError("--auto-tag-min goes with --auto-tag LABELS or --auto-tag-examples DIR")
     labels = parse_labels(auto_tag) if auto_tag is not None else None
+    if auto_tag_examples is not None:
+        read_examples(auto_tag_examples)  # a bad folder is said before the library is touched
+    tagging = {"auto_tag": labels, "auto_tag_examples": auto_tag_examples, "auto_tag_min": auto_tag_min}
     with bindsearch.open_library(library, space, create=True) as lib:
         windows = window_settings(lib.window_settings, window, hop) if window is not None or hop is not None else None
         show_progress = err.is_terminal and not as_json
@@ -85,11 +97,10 @@ def index(
         if isinstance(observer, RichIndexProgress):
             with observer:
                 report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size,
-                                   workers=workers, windows=windows, auto_tag=labels, auto_tag_min=auto_tag_min,
-                                   retry_failed=retry_failed)
+                                   workers=workers, windows=windows, retry_failed=retry_failed, **tagging)
         else:
             report = lib.index(paths, modality=modality, observer=observer, batch_size=batch_size, workers=workers,
-                               windows=windows, auto_tag=labels, auto_tag_min=auto_tag_min, retry_failed=retry_failed)
+                               windows=windows, retry_failed=retry_failed, **tagging)
     if as_json:
         print_json(report)
     else:

@@ -100,6 +100,7 @@ def index_paths(
     auto_tag: Sequence[str] | None = None,
     auto_tag_min: float | None = None,
     retry_failed: bool = False,
+    auto_tag_examples: str | os.PathLike[str] | None = None,
 ) -> IndexReport:
     """Bring the library up to date with the files under ``paths``.
 
@@ -114,7 +115,9 @@ def index_paths(
     ``windows`` changes those settings (the library's audio and video are then
     read again). ``auto_tag`` labels: every new item is tagged with the label
     its vector is closest to (zero-shot, see ``bindsearch.classify``), when that label's probability
-    reaches ``auto_tag_min`` (if given; an item none fits gets no tag). A file
+    reaches ``auto_tag_min`` (if given; an item none fits gets no tag);
+    ``auto_tag_examples``, a folder of example files per label, does the same
+    with labels learned from them (few-shot, see ``bindsearch.fewshot``). A file
     that failed before and has not changed since costs a stat too: it is
     reported as failed again with the reason stored, unless ``retry_failed``
     (then it is read again). Work is
@@ -133,6 +136,10 @@ def index_paths(
         raise UsageError("batch size must be at least 1")
     if workers is not None and workers < 0:
         raise UsageError("the number of workers cannot be negative")
+    if auto_tag and auto_tag_examples is not None:
+        raise UsageError("give one of --auto-tag LABELS and --auto-tag-examples DIR, not both")
+    # Examples are embedded before the library is written to: one that cannot be read stops the run first.
+    tagger = _auto_tagger(space, auto_tag, auto_tag_examples) if auto_tag or auto_tag_examples is not None else None
 
     report = IndexReport()
     started = time.monotonic()
@@ -142,7 +149,7 @@ def index_paths(
             if windows is not None and library.set_window_settings(windows):
                 report.window_settings_changed = True
             run = _Run(library, writer, report, observer, batch_size, workers,
-                       _auto_tagger(space, auto_tag) if auto_tag else None, auto_tag_min, retry_failed)
+                       tagger, auto_tag_min, retry_failed)
             try:
                 run.execute(roots, forced)
             except KeyboardInterrupt:
@@ -205,7 +212,7 @@ class _Run:
         self.queue = TaskQueue()
         self.work: list[tuple[FoundFile, StoredItem | None]] = []
         self.windowed: dict[int, _Windowed] = {}  # long files in progress, by task index
-        self.tagger = tagger  # a LabelSet for --auto-tag, or None
+        self.tagger = tagger  # a LabelSet for --auto-tag, an ExampleLabels for --auto-tag-examples, or None
         self.tag_min = tag_min  # the probability the best label must reach (None: any)
         self.retry_failed = retry_failed
         self.without_duration: list[StoredItem] = []  # unchanged audio and video whose length is not known
@@ -587,7 +594,11 @@ def _runs_on_cpu() -> bool:
     return pick_device() == "cpu"
 
 
-def _auto_tagger(space: Any, labels: Sequence[str]) -> Any:
+def _auto_tagger(space: Any, labels: Sequence[str] | None, examples: str | os.PathLike[str] | None = None) -> Any:
+    if examples is not None:
+        from bindsearch.fewshot import ExampleLabels
+
+        return ExampleLabels(space, examples)
     from bindsearch.classify import LabelSet
 
     return LabelSet(space, list(labels))
