@@ -164,6 +164,9 @@ def print_info(info: LibraryInfo) -> None:
     total = sum(info.counts.values())
     per = ", ".join(f"{m} {n}" for m, n in info.counts.items()) or "none"
     table.add_row("items", f"{total} ({per})")
+    added = {m: kind for m, kind in info.modalities.items() if m != kind}
+    if added:  # modalities a bound space adds, and what reads their files
+        table.add_row("bound", ", ".join(f"{m} ({kind})" for m, kind in added.items()))
     settings = WindowSettings.from_dict(info.window_settings) if info.window_settings else WindowSettings()
     windows = ", ".join(f"{m} {n}" for m, n in info.windows.items()) or "none"
     table.add_row("time windows", f"{windows} ({settings.describe()})")

@@ -20,6 +20,10 @@ from helpers import EXAMPLE_MEDIA, REPO
 import bindsearch
 
 TINY_IMAGEBIND = REPO / "examples" / "tiny-imagebind.json"
+# Debian's Chromium (.ci/run installs it), headless: Playwright's own browser download is not used.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def demo_library(folder: Path) -> Path:

@@ -186,6 +186,10 @@ def test_a_library_of_the_base_takes_a_new_modality(vibration, tmp_path):
     with bindsearch.open_library(lib) as library:
         ids, vectors = library.stored_vectors(Modality.IMAGE)
         assert np.array_equal(ids, before[0]) and np.array_equal(vectors, before[1])
+    info = json.loads(run_cli("info", "--library", lib, "--json").stdout)
+    assert info["counts"] == {"image": 360, "vibration": 360}
+    assert list(info["modalities"])[-1] == "vibration" and info["modalities"]["vibration"] == "timeseries"
+    assert "vibration (timeseries)" in run_cli("info", "--library", lib).stdout
     # Another base is another space: refused, as before.
     other = tmp_path / "other.json"
     other.write_text(TINY_IMAGEBIND.read_text().replace('"seed": 0', '"seed": 3'))

@@ -13,11 +13,8 @@ from pathlib import Path
 
 import pytest
 from playwright import sync_api
-from serve_helpers import ServerProcess, demo_library, running_server
+from serve_helpers import CHROMIUM, CHROMIUM_ARGS, ServerProcess, demo_library, running_server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 TOKEN = "browser-test-token"
 TIMEOUT_MS = 30_000
 

@@ -91,6 +91,9 @@ class LibraryInfo:
     read_only: str | None = None
     # Per index that holds vectors: its engine (exact or approximate), size, last build, expected recall.
     indexes: list[IndexInfo] = field(default_factory=list)
+    # Every modality the space embeds, built-in ones first, with what reads its files ("timeseries",
+    # "image1", "audio" for a modality a space adds; a built-in one's own name): what the page draws.
+    modalities: dict[str, str] = field(default_factory=dict)
 
 
 class StoredItem(NamedTuple):

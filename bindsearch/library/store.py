@@ -25,7 +25,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from ..errors import BindsearchError, DiskFullError, SpaceMismatchError, VectorFileError
-from ..modality import Modality
+from ..modality import BUILTIN_MODALITIES, Modality
 from ..spaces import Space
 from ..spaces.registry import space_from_spec
 from ..windows import WINDOWED, WindowSettings
@@ -321,7 +321,17 @@ class LibraryStore(ItemStore):
             precisions=precisions,
             read_only=self.read_only,
             indexes=self.index_info(),
+            modalities=self.modality_kinds(),
         )
+
+    def modality_kinds(self) -> dict[str, str]:
+        """Each modality of the space (built-in ones in their usual order, then added ones by name) and its
+        input kind. Modalities the library holds but the space no longer names are kept, as their own kind."""
+        space = self.space
+        names = set(space.modalities) | set(self.held_modalities())
+        added = sorted(n for n in names if n not in BUILTIN_MODALITIES)
+        ordered = [m for m in BUILTIN_MODALITIES if m in names] + added
+        return {str(m): (space.input_kind(m) if m in space.modalities else str(m)) for m in ordered}
 
     def _refuse_if_read_only(self, action: str) -> None:
         if self.read_only:

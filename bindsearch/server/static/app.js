@@ -4,8 +4,9 @@ import { ApiError, getInfo, getItem, request } from "./api.js";
 import { hitKey, renderCard } from "./cards.js";
 import { closeDetail, isOpen, openDetail, setupDetail } from "./detail.js";
 import {
-  chipKind, chipsFromText, fileChip, likeChip, MODALITIES, searchRequest, signedWeight,
+  chipKind, chipsFromText, fileChip, likeChip, searchRequest, signedWeight,
 } from "./query.js";
+import { iconName, modalities, modalityName, setModalities } from "./modalities.js";
 import { basename, copyText, el, icon, toast } from "./util.js";
 
 // Results a page: 24, or ?k=N in the page's address (1 to 200).
@@ -58,13 +59,15 @@ async function loadInfo() {
     return;
   }
   const info = state.info;
+  setModalities(info);
   const total = Object.values(info.counts || {}).reduce((a, b) => a + b, 0);
   $("library").textContent = `${basename(info.path)} · ${total.toLocaleString()} items`;
   $("library").title = `${info.path}\nspace: ${info.space}\n${info.dim} dimensions`;
   drawTargets();
   drawTags();
-  $("library-counts").replaceChildren(...MODALITIES.filter((m) => info.counts?.[m]).map((m) =>
-    el("span.count-pill", {}, icon(m), `${info.counts[m].toLocaleString()} ${m === "imu" ? "IMU" : m}`)));
+  $("library-counts").replaceChildren(...modalities().filter((m) => info.counts?.[m]).map((m) =>
+    el("span.count-pill", { dataset: { modality: m } }, icon(iconName(m)),
+      `${info.counts[m].toLocaleString()} ${modalityName(m)}`)));
 }
 
 function drawTargets() {
@@ -73,9 +76,9 @@ function drawTargets() {
   const pill = (name, label, count) => el("button.pill", {
     type: "button", dataset: { target: name }, "aria-pressed": String(isTarget(name)),
     onclick: () => toggleTarget(name),
-  }, icon(name), name === "imu" ? "IMU" : label, count != null ? el("span.pill-count", {}, count.toLocaleString()) : null);
+  }, icon(iconName(name)), label, count != null ? el("span.pill-count", {}, count.toLocaleString()) : null);
   box.replaceChildren(pill("all", "All", null),
-    ...MODALITIES.filter((m) => counts[m] > 0).map((m) => pill(m, m, counts[m])));
+    ...modalities().filter((m) => counts[m] > 0).map((m) => pill(m, modalityName(m), counts[m])));
 }
 
 function isTarget(name) {
@@ -121,17 +124,17 @@ function chipElement(c) {
   }, c.sign < 0 ? "−" : "+");
   const parts = [sign];
   if (c.preview) parts.push(el("img.chip-preview", { src: c.preview, alt: "" }));
-  else parts.push(icon(kind === "file" ? "file" : kind, "icon chip-icon"));
+  else parts.push(icon(kind === "file" ? "file" : iconName(kind), "icon chip-icon"));
   if (c.kind === "file") {
     const select = el("select.chip-modality", {
       "aria-label": `modality of ${c.label}`, title: "modality (auto: told from the file)",
       onchange: () => { c.modality = select.value; },
     }, el("option", { value: "" }, c.guessed ? `${c.guessed}` : "auto"),
-    MODALITIES.filter((m) => m !== "text" && m !== c.guessed).map((m) => el("option", { value: m }, m)));
+    modalities().filter((m) => m !== "text" && m !== c.guessed).map((m) => el("option", { value: m }, m)));
     select.value = c.modality || "";
     parts.push(select);
   } else {
-    parts.push(el("span.chip-kind", {}, kind === "imu" ? "IMU" : kind));
+    parts.push(el("span.chip-kind", {}, modalityName(kind)));
   }
   parts.push(el("span.chip-label", { title: c.kind === "like" ? `item ${c.like}` : c.label }, c.label),
     weight,
@@ -218,7 +221,7 @@ async function search() {
     $("filter-count").textContent = String(n);
     query = {
       chips: [...state.chips], boxText: $("q").value, filters: f, windows: $("windows").checked,
-      targets: state.targets.size ? MODALITIES.filter((m) => state.targets.has(m)) : "all",
+      targets: state.targets.size ? modalities().filter((m) => state.targets.has(m)) : "all",
     };
     searchRequest({ ...query, k: PAGE, offset: 0 });  // checks there is something to search for
   } catch (error) {

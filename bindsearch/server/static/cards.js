@@ -1,9 +1,11 @@
 // Result cards: one per hit, drawn the way its modality is best seen.
 
 import { getItem } from "./api.js";
+import { iconName, inputKind, modalityName } from "./modalities.js";
 import { basename, el, icon, windowLabel } from "./util.js";
 
-const PICTURES = new Set(["image", "depth", "thermal", "imu"]);
+// Input kinds drawn as a picture (a single-channel image or a series as its plot); audio as a spectrogram.
+const PICTURES = new Set(["image", "depth", "thermal", "imu", "image1", "timeseries", "audio"]);
 
 // Text cards fetch their snippet when they come into view.
 const snippetObserver = "IntersectionObserver" in window
@@ -64,14 +66,15 @@ function thumbnail(hit, alt) {
 }
 
 function placeholder(modality) {
-  return el("div.placeholder", {}, icon(modality || "file", "icon big"));
+  return el("div.placeholder", {}, icon(modality ? iconName(modality) : "file", "icon big"));
 }
 
 function mediaFor(hit, name) {
   const media = el("div.media");
-  if (hit.modality === "text") {
+  const kind = inputKind(hit.modality);
+  if (kind === "text") {
     media.append(snippetBox(hit));
-  } else if (hit.modality === "video") {
+  } else if (kind === "video") {
     const video = el("video.thumb", {
       muted: true, preload: "none", playsInline: true, poster: hit.thumbnail_url, loop: hit.start == null,
       src: windowedUrl(hit.media_url, hit.start, hit.end), "aria-label": `video ${name}`,
@@ -86,19 +89,15 @@ function mediaFor(hit, name) {
     media.addEventListener("mouseenter", play);
     media.addEventListener("mouseleave", stop);
     media.append(video, el("span.play-hint", {}, icon("video")));
-  } else if (PICTURES.has(hit.modality) || hit.modality === "audio") {
+  } else if (PICTURES.has(kind)) {
     media.append(thumbnail(hit, `${hit.modality} ${name}`));
   } else {
     media.append(placeholder(hit.modality));
   }
-  media.append(el("span.badge.kind", { title: hit.modality }, icon(hit.modality), modalityName(hit.modality)));
+  media.append(el("span.badge.kind", { title: hit.modality }, icon(iconName(hit.modality)), modalityName(hit.modality)));
   const span = windowLabel(hit.start, hit.end);
   if (span) media.append(el("span.badge.window", { title: "the matching moment" }, span));
   return media;
-}
-
-export function modalityName(m) {
-  return m === "imu" ? "IMU" : m;
 }
 
 export function tagList(tags) {
@@ -111,13 +110,13 @@ export function tagList(tags) {
  */
 export function renderCard(hit, actions) {
   const name = basename(hit.path);
-  const card = el(`article.result.m-${hit.modality}`, {
+  const card = el(`article.result.m-${hit.modality}.k-${inputKind(hit.modality)}`, {
     tabindex: "0",
     dataset: { id: hit.id, path: hit.path, modality: hit.modality, score: hit.score, calibrated: hit.calibrated },
     "aria-label": `${hit.modality} ${name}, score ${hit.score.toFixed(3)}`,
   });
   card.append(mediaFor(hit, name));
-  if (hit.modality === "audio") {
+  if (inputKind(hit.modality) === "audio") {
     const audio = el("audio.player", {
       controls: true, preload: "none", src: windowedUrl(hit.media_url, hit.start, hit.end),
       "aria-label": `play ${name}`,

@@ -2,6 +2,7 @@
 
 import { getItem, setTags } from "./api.js";
 import { holdWindow, snippetBox, tagList, windowedUrl } from "./cards.js";
+import { inputKind } from "./modalities.js";
 import { basename, bytes, clock, date, el, icon, windowLabel } from "./util.js";
 
 let dialog;
@@ -33,8 +34,8 @@ export function closeDetail() {
 
 function fullMedia(hit) {
   const box = el("div.detail-media");
-  const m = hit.modality;
-  if (m === "image" || m === "thermal" || m === "depth") {
+  const m = inputKind(hit.modality);
+  if (m === "image" || m === "thermal" || m === "depth" || m === "image1") {
     const img = el("img", { src: hit.media_url, alt: basename(hit.path) });
     // A depth map or a raw array the browser cannot draw: its thumbnail instead.
     img.addEventListener("error", () => { img.src = hit.thumbnail_url; }, { once: true });
@@ -56,7 +57,7 @@ function fullMedia(hit) {
     box.classList.add("is-text");
     fullText(hit, text);
   } else {
-    box.append(el("img", { src: hit.thumbnail_url, alt: `${m} plot` }));
+    box.append(el("img", { src: hit.thumbnail_url, alt: `${hit.modality} plot` }));
   }
   return box;
 }

@@ -2,9 +2,10 @@
 //
 // Grammar (the CLI's): query := [+|-] term ((+|-) term)*, term := [W:][MODALITY:]VALUE, where terms are
 // joined by " + " / " - " with spaces around the operator, and W is a number ("2:", "0.5:", "-1:").
+// MODALITY is any modality of the library's space ("like" names an indexed item).
 
-export const MODALITIES = ["image", "video", "text", "audio", "depth", "thermal", "imu"];
-const PREFIXES = new Set([...MODALITIES, "like"]);
+import { isModality } from "./modalities.js";
+
 const WEIGHT = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+)):([\s\S]*)$/;
 const OPERATOR = /\s+([+-])\s+/;
 
@@ -26,7 +27,11 @@ export function looksLikeExpression(text) {
   if (OPERATOR.test(value) || /^[+-]\s/.test(value)) return true;
   if (WEIGHT.test(value)) return true;
   const prefix = value.split(":", 1)[0].toLowerCase();
-  return value.includes(":") && PREFIXES.has(prefix);
+  return value.includes(":") && isPrefix(prefix);
+}
+
+function isPrefix(word) {
+  return word === "like" || isModality(word);
 }
 
 function unquote(piece) {
@@ -82,7 +87,7 @@ export function chipsFromText(text) {
     const colon = rest.indexOf(":");
     const prefix = colon > 0 ? rest.slice(0, colon).toLowerCase() : "";
     const value = colon > 0 ? rest.slice(colon + 1) : rest;
-    if (PREFIXES.has(prefix)) {
+    if (isPrefix(prefix)) {
       if (!value.trim()) throw new Error(`query term '${piece}': nothing after ${prefix}:`);
       if (prefix === "like") return likeChip(/^\d+$/.test(value) ? Number(value) : value, value, null, weight);
       if (prefix === "text") return textChip(value, weight);
