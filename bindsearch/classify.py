@@ -10,7 +10,7 @@ compute their zero-shot predictions.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,17 @@ def classify(
     """
     chosen = space if isinstance(space, Space) else load_space(space)
     label_set = LabelSet(chosen, labels, templates)
+    return label_each(chosen, inputs_to_label(chosen, files, modality), label_set.scores)
+
+
+def inputs_to_label(
+    space: Space,
+    files: Sequence[str | os.PathLike[str] | tuple[Modality | str, Any]],
+    modality: Modality | str | None = None,
+) -> list[tuple[Modality, Any, str]]:
+    """(modality, value, name) of each file to label: told by its name (the space's naming) unless
+    ``modality`` is given, or given as a (modality, value) pair. UsageError, before anything is embedded,
+    for a file whose modality cannot be told or that the space cannot embed."""
     forced = Modality.parse(modality) if modality is not None else None
     inputs: list[tuple[Modality, Any, str]] = []
     for item in files:
@@ -187,19 +198,29 @@ def classify(
             inputs.append((kind, value, os.fspath(value) if not isinstance(value, str) else value))
             continue
         path = os.fspath(item)
-        kind = forced or modality_from_path(path, chosen.naming)
+        kind = forced or modality_from_path(path, space.naming)
         if kind is None:
             raise UsageError(f"cannot tell the modality of {path} from its name: give one with --modality")
-        if kind not in chosen.modalities:
-            raise UsageError(f"space {chosen.name} cannot embed {kind.value} ({path})")
+        if kind not in space.modalities:
+            raise UsageError(f"space {space.name} cannot embed {kind.value} ({path})")
         inputs.append((kind, Path(path), path))
+    return inputs
+
+
+def label_each(
+    space: Space,
+    inputs: Sequence[tuple[Modality, Any, str]],
+    scores: Callable[[Modality, np.ndarray], list[list[LabelScore]]],
+) -> list[Classification]:
+    """Embed each input and rank the labels for it with ``scores(modality, vectors)``. A file that cannot
+    be read gets its reason in ``error``, and the others are still labelled."""
     out: list[Classification] = []
     for kind, value, name in inputs:
         try:
-            vector = chosen.embed(kind, value)
-        except MediaError as exc:  # one unreadable file: said, and the others still get their labels
+            vector = space.embed(kind, value)
+        except MediaError as exc:
             out.append(Classification(name, kind, "", [], exc.reason))
             continue
-        ranked = label_set.scores(kind, vector[None, :])[0]
+        ranked = scores(kind, vector[None, :])[0]
         out.append(Classification(name, kind, ranked[0].label, ranked))
     return out

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .classify import Classification, LabelScore, label_probabilities
+from .classify import Classification, LabelScore, inputs_to_label, label_each, label_probabilities
 from .errors import MediaError, UnusableEmbedding, UsageError
 from .loaders.common import os_reason
 from .modality import Modality, Naming, modality_from_path
@@ -275,28 +275,6 @@ def classify_examples(
     else:
         chosen = space if isinstance(space, Space) else load_space(space)
         by_label = read_examples(examples, chosen.naming)  # a bad folder is said before any file is looked at
-    forced = Modality.parse(modality) if modality is not None else None
-    inputs: list[tuple[Modality, Any, str]] = []
-    for item in files:
-        if isinstance(item, tuple):
-            kind, value = Modality.parse(item[0]), item[1]
-            inputs.append((kind, value, os.fspath(value) if not isinstance(value, str) else value))
-            continue
-        path = os.fspath(item)
-        kind = forced or modality_from_path(path, chosen.naming)
-        if kind is None:
-            raise UsageError(f"cannot tell the modality of {path} from its name: give one with --modality")
-        if kind not in chosen.modalities:
-            raise UsageError(f"space {chosen.name} cannot embed {kind.value} ({path})")
-        inputs.append((kind, Path(path), path))
+    inputs = inputs_to_label(chosen, files, modality)
     labels = examples if isinstance(examples, ExampleLabels) else ExampleLabels(chosen, by_label, method)
-    out: list[Classification] = []
-    for kind, value, name in inputs:
-        try:
-            vector = chosen.embed(kind, value)
-        except MediaError as exc:  # one unreadable file: said, and the others still get their labels
-            out.append(Classification(name, kind, "", [], exc.reason))
-            continue
-        ranked = labels.scores(kind, vector[None, :])[0]
-        out.append(Classification(name, kind, ranked[0].label, ranked))
-    return out
+    return label_each(chosen, inputs, labels.scores)

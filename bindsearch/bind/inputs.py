@@ -71,6 +71,7 @@ def read_other_inputs(pairs: Sequence[Pair], kind: str, kernel: int,
 
 
 def _read_with(pairs: Sequence[Pair], prepare: Callable[[str], Any], progress: Progress | None) -> OtherInputs:
+    """Each pair's other file through ``prepare``; a file it cannot read is a bad row (reason said)."""
     out = OtherInputs()
     for i, pair in enumerate(pairs):
         try:
@@ -87,15 +88,9 @@ def _read_series(pairs: Sequence[Pair], kernel: int, progress: Progress | None) 
 
     from ..loaders.timeseries import read_series, series_windows, standardise
 
-    out = OtherInputs()
-    values: dict[int, np.ndarray] = {}
-    for i, pair in enumerate(pairs):
-        try:
-            values[pair.row] = read_series(pair.other)
-        except MediaError as exc:
-            out.bad.append(BadRow(pair.row, pair.other, exc.reason))
-        if progress:
-            progress(i + 1, len(pairs))
+    out = _read_with(pairs, read_series, progress)  # raw (steps, channels) arrays, prepared below
+    values: dict[int, np.ndarray] = out.inputs
+    out.inputs = {}
     if not values:
         return out
     # The channel count most files have is the modality's; a file with another is a bad row.
@@ -116,15 +111,9 @@ def _read_image1(pairs: Sequence[Pair], progress: Progress | None) -> OtherInput
     from ..loaders.sensor_settings import ThermalSettings
     from ..loaders.thermal import read_thermal, thermal_to_input
 
-    out = OtherInputs()
-    intensities: dict[int, np.ndarray] = {}
-    for i, pair in enumerate(pairs):
-        try:
-            intensities[pair.row] = read_thermal(pair.other)
-        except MediaError as exc:
-            out.bad.append(BadRow(pair.row, pair.other, exc.reason))
-        if progress:
-            progress(i + 1, len(pairs))
+    out = _read_with(pairs, read_thermal, progress)  # raw intensities, standardised below
+    intensities: dict[int, np.ndarray] = out.inputs
+    out.inputs = {}
     if not intensities:
         return out
     flat = np.concatenate([v.ravel() for v in intensities.values()])
