@@ -81,6 +81,10 @@ def test_a_recording_finds_pictures_of_its_colour_and_shape(vibration, tmp_path)
             right.append(attributes(hit["path"]) == attributes(str(query)))
     # 12 colour-and-shape combinations: chance is 1/12.
     assert np.mean(right) >= 0.4, right
+    # A recording that is not there is said, not searched as the words "vibration:missing.csv".
+    missing = run_cli("query", f"vibration:{tmp_path / 'missing.csv'}", "--library", lib)
+    assert missing.exit_code == 2
+    assert_one_line_error(missing.stderr, "missing.csv")
 
 
 def test_two_modalities_bound_apart_find_each_other(vibration, tmp_path):

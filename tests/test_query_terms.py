@@ -57,6 +57,11 @@ def test_modality_and_like_prefixes():
     assert parse_term("0.5:like:photos/a.jpg", 1.0, files()) == QueryTerm(None, Like("photos/a.jpg"), 0.5)
     # Unknown prefixes are just text ("note: buy milk").
     assert parse_term("note: buy milk", 1.0, files()) == QueryTerm.text("note: buy milk")
+    assert parse_term("ratio:about three", 1.0, files()) == QueryTerm.text("ratio:about three")
+    # Any other modality name before a file name is a file term of that modality (a bound space's), even
+    # when the file is missing: the query then says so rather than searching the words.
+    assert parse_term("vibration:run.csv", 1.0, files("run.csv")) == QueryTerm.file("vibration", "run.csv")
+    assert parse_term("vibration:logs/no.csv", 1.0, files()) == QueryTerm.file("vibration", "logs/no.csv")
 
 
 def test_files_take_the_modality_their_name_tells():

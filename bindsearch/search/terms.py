@@ -86,6 +86,12 @@ _OPERATOR = re.compile(r"\s+([+-])\s+")
 _PREFIXES = {m.value for m in BUILTIN_MODALITIES} | {"like"}
 
 IsFile = Callable[[str], bool]
+_FILE_NAME = re.compile(r"\S+\.[A-Za-z0-9]{1,5}")
+
+
+def _names_file(value: str) -> bool:
+    """True for a value written as a file name: no white space, an extension ("run.csv", "a/b.npy")."""
+    return _FILE_NAME.fullmatch(value) is not None
 
 
 def split_weight(value: str, is_file: IsFile = os.path.isfile) -> tuple[float, str]:
@@ -102,9 +108,9 @@ def parse_term(token: str, sign: float = 1.0, is_file: IsFile = os.path.isfile) 
     """One term of the grammar (see the module docstring), its weight multiplied by ``sign``."""
     weight, rest = split_weight(token, is_file)
     prefix, colon, value = rest.partition(":")
-    # A built-in modality's name, or any other modality name before an existing file ("vibration:run.csv",
-    # a modality a bound space adds): a text with a colon ("note: buy milk") stays a text.
-    named = prefix.lower() in _PREFIXES or (is_modality_name(prefix) and is_file(value))
+    # A built-in modality's name, or any other modality name before a file name ("vibration:run.csv", a
+    # modality a bound space adds; a missing file is then said as one): "note: buy milk" stays a text.
+    named = prefix.lower() in _PREFIXES or (is_modality_name(prefix) and (is_file(value) or _names_file(value)))
     if colon and not is_file(rest) and named:
         kind = prefix.lower()
         if not value:
