@@ -40,6 +40,17 @@ def index(
                           "(default: one per core up to four cores, at most eight); on a GPU they only read "
                           "(default: one per core but one). 0: none, everything in turn in this process."),
     ] = None,
+    ray: Annotated[
+        bool,
+        typer.Option("--ray", help="Read and embed on Ray: a Ray started on this machine for the run, or the "
+                                   "cluster --ray-address names. Every node must read the files under the same "
+                                   "paths (shared storage)."),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", metavar="ADDRESS",
+                     help='The Ray cluster to run on ("auto", ray://HOST:10001); implies --ray.'),
+    ] = None,
     window: Annotated[
         float | None,
         typer.Option("--window", metavar="SECONDS",
@@ -84,12 +95,15 @@ def index(
         _check_added_modality(forced, library, space)
     if auto_tag is not None and auto_tag_examples is not None:
         raise UsageError("give one of --auto-tag LABELS and --auto-tag-examples DIR, not both")
+    ray_at = ray_address if ray_address is not None else ("local" if ray else None)
+    if ray_at is not None and workers is not None:
+        raise UsageError("give one of --ray and --workers: on Ray, the cluster's cores are the workers")
     if auto_tag_min is not None and auto_tag is None and auto_tag_examples is None:
         raise UsageError("--auto-tag-min goes with --auto-tag LABELS or --auto-tag-examples DIR")
     labels = parse_labels(auto_tag) if auto_tag is not None else None
     if auto_tag_examples is not None:
         read_examples(auto_tag_examples)  # a bad folder is said before the library is touched
-    tagging = {"auto_tag": labels, "auto_tag_examples": auto_tag_examples, "auto_tag_min": auto_tag_min}
+    tagging = {"auto_tag": labels, "auto_tag_examples": auto_tag_examples, "auto_tag_min": auto_tag_min, "ray": ray_at}
     with bindsearch.open_library(library, space, create=True) as lib:
         windows = window_settings(lib.window_settings, window, hop) if window is not None or hop is not None else None
         show_progress = err.is_terminal and not as_json

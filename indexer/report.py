@@ -43,6 +43,8 @@ class IndexReport:
     # What the models computed in ("fp32", "bf16", "fp16"); None when nothing was embedded.
     precision: str | None = None
     window_settings_changed: bool = False
+    # Seconds it took to start or reach Ray (``index --ray``; None without it), left out of ``rates``.
+    ray_startup_seconds: float | None = None
     errors: list[FileError] = field(default_factory=list)
 
     def __post_init__(self) -> None:

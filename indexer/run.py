@@ -33,6 +33,7 @@ from .pipeline import (
     prepare_task,
 )
 from .rates import RateClock
+from .ray_preparer import RayCluster, RayPreparer, ray_cluster
 from .read_marker import ReadMarker, take_suspect
 from .report import IndexObserver, IndexReport
 from .scan import FoundFile, scan
@@ -101,6 +102,7 @@ def index_paths(
     auto_tag_min: float | None = None,
     retry_failed: bool = False,
     auto_tag_examples: str | os.PathLike[str] | None = None,
+    ray: str | None = None,
 ) -> IndexReport:
     """Bring the library up to date with the files under ``paths``.
 
@@ -122,7 +124,9 @@ def index_paths(
     reported as failed again with the reason stored, unless ``retry_failed``
     (then it is read again). Work is
     committed in batches; a KeyboardInterrupt commits what is done and returns
-    a report with ``interrupted`` set.
+    a report with ``interrupted`` set. ``ray``: read and embed on a Ray cluster
+    at that address ("local": a Ray started on this machine for the run; see
+    ``ray_preparer``); the files must be readable there under the same paths.
     """
     observer = observer or IndexObserver()
     roots, forced = check_arguments(paths, modality, auto_tag_min=auto_tag_min)
@@ -141,6 +145,7 @@ def index_paths(
     # Examples are embedded before the library is written to: one that cannot be read stops the run first.
     tagger = _auto_tagger(space, auto_tag, auto_tag_examples) if auto_tag or auto_tag_examples is not None else None
 
+    cluster = ray_cluster(ray)
     report = IndexReport()
     started = time.monotonic()
     try:
@@ -149,7 +154,7 @@ def index_paths(
             if windows is not None and library.set_window_settings(windows):
                 report.window_settings_changed = True
             run = _Run(library, writer, report, observer, batch_size, workers,
-                       tagger, auto_tag_min, retry_failed)
+                       tagger, auto_tag_min, retry_failed, cluster)
             try:
                 run.execute(roots, forced)
             except KeyboardInterrupt:
@@ -164,6 +169,9 @@ def index_paths(
         if not isinstance(exc, BindsearchError) and disk_is_full(exc, library.path):
             raise DiskFullError(disk_full_message(library.path, _KEPT_ON_FULL_DISK)) from None
         raise
+    finally:
+        if cluster is not None:
+            cluster.close()  # a Ray started for the run stops with it; one reached at an address runs on
     report.seconds = time.monotonic() - started
     return report
 
@@ -195,8 +203,10 @@ def check_arguments(
 class _Run:
     def __init__(self, library: LibraryStore, writer: LibraryWriter, report: IndexReport,
                  observer: IndexObserver, batch_size: int, workers: int | None, tagger: Any = None,
-                 tag_min: float | None = None, retry_failed: bool = False) -> None:
+                 tag_min: float | None = None, retry_failed: bool = False, ray: RayCluster | None = None) -> None:
         self.library = library
+        self.ray = ray
+        self.preparer: Preparer | RayPreparer | None = None
         self.space = library.space
         self.writer = writer
         self.report = report
@@ -308,7 +318,8 @@ class _Run:
         self.observer.phase("reading files")
         self.work = work
         self.queue.push_front(self._tasks(work))
-        preparer = self._preparer(work)
+        preparer = self._ray_preparer(work) if self.ray is not None and work else self._preparer(work)
+        self.preparer = preparer
         if preparer.embeds and work:
             self.observer.phase("loading model")  # in the workers, before their first results
         for result in preparer.run(self.queue):
@@ -340,6 +351,14 @@ class _Run:
             return old.content_hash
 
         return [Task(i, f.path, f.modality, old_hash(old)) for i, (f, old) in enumerate(work)]
+
+    def _ray_preparer(self, work: list[tuple[FoundFile, StoredItem | None]]) -> RayPreparer:
+        assert self.ray is not None
+        self.observer.phase("starting Ray")
+        self.ray.connect()
+        self.report.ray_startup_seconds = round(self.ray.startup_seconds, 2)
+        known = self.library.known_hashes({f.modality for f, _ in work})
+        return RayPreparer(self.space, known, self.ray, durations=WINDOWED, batch_size=self.batch_size)
 
     def _preparer(self, work: list[tuple[FoundFile, StoredItem | None]]) -> Preparer:
         """Workers that read and embed on a CPU, workers that read for the model here on a GPU,
@@ -573,7 +592,9 @@ class _Run:
         if embedded := self.embedded_by_modality.get(modality, 0):
             self.rate_clocks.setdefault(modality, RateClock()).done(embedded, time.monotonic())
             if modality not in self.precision_recorded:
-                self.report.precision = self.report.precision or self.space.precision
+                # Ray's actors say what they embedded in (a GPU node's precision may not be this machine's).
+                self.report.precision = (self.report.precision or getattr(self.preparer, "precision", None)
+                                         or self.space.precision)
                 self.library.record_precision([modality], self.report.precision)
                 self.precision_recorded.add(modality)
 
