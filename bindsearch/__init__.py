@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 # Installed, the top-level folders indexer/ and cli/ are mapped into this
@@ -59,6 +60,27 @@ def open_library(
     return Library.open(path, space, create=create)
 
 
+def init_library(
+    path: str | os.PathLike[str],
+    metadata: str,
+    vectors: str,
+    space: str | os.PathLike[str] | None = None,
+) -> Library:
+    """Write a library file at ``path`` (``.json``) naming a metadata database (a SQLAlchemy URL:
+    ``postgresql://user@host/db``, ``sqlite:///file``) and a vector store (``faiss:///folder``), and create
+    the library it names (or join the one that database holds already). Open it later with
+    ``open_library(path)``. Nothing is left behind when the library cannot be made."""
+    from .library.config import write_config
+
+    file = Path(path).expanduser()
+    config = write_config(file, metadata, vectors, None if space is None else os.fspath(space))
+    try:
+        return Library.open(config.file, space, create=True)
+    except BaseException:
+        file.unlink(missing_ok=True)
+        raise
+
+
 def embed(
     modality: Modality | str,
     value: Any,
@@ -100,6 +122,7 @@ __all__ = [
     "classify_examples",
     "embed",
     "index_paths",
+    "init_library",
     "load_space",
     "open_library",
     "search",

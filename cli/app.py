@@ -22,6 +22,7 @@ from . import export as export_cmd
 from . import import_vectors as import_cmd
 from . import index as index_cmd
 from . import info as info_cmd
+from . import init as init_cmd
 from . import optimize as optimize_cmd
 from . import query as query_cmd
 from . import remove as remove_cmd
@@ -62,6 +63,7 @@ def _root(
         raise fail(str(exc), exc.exit_code) from None
 
 
+app.command("init", cls=Command)(init_cmd.init)
 app.command("index", cls=Command)(index_cmd.index)
 app.command("query", cls=Command)(query_cmd.query)
 app.command("embed", cls=Command)(embed_cmd.embed)

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import bindsearch
 from bindsearch.bulk_import import ImportReport, check_space, import_format, read_header, space_for_new_library
+from bindsearch.library.config import is_config_path
 from bindsearch.library.records import DB_FILE
 from bindsearch.paths import default_library_path, display_path
 
@@ -58,7 +59,8 @@ def import_vectors(
     header = read_header(file)
     folder = (library.expanduser() if library is not None else default_library_path()).absolute()
     chosen: str | bindsearch.Space | None = space
-    if not (folder / DB_FILE).exists():  # a new library: the file is refused before the library is made
+    if not is_config_path(folder) and not (folder / DB_FILE).exists():
+        # A new library: the file is refused before the library is made.
         chosen = space_for_new_library(header, space)
         check_space(header, str(folder), chosen.name, chosen.fingerprint, chosen.dim)
     with bindsearch.open_library(library, chosen, create=True) as lib:

@@ -14,7 +14,7 @@ LibraryOption = Annotated[
         "-L",
         metavar="PATH",
         envvar="BINDSEARCH_LIBRARY",
-        help="Library folder (default: a folder in your user data directory).",
+        help="Library folder, or library file (.json, see init) (default: a folder in your user data directory).",
         show_default=False,
     ),
 ]

@@ -20,7 +20,8 @@ def running_server(library: Path | None, no_server: bool):
     """A client of the library's running server, or None (asked not to, none runs, or a stale state file)."""
     if no_server:
         return None
+    from bindsearch.library.config import local_folder
     from bindsearch.server.client import find_server
 
-    folder = library if library is not None else default_library_path()
-    return find_server(folder.expanduser()) if folder.expanduser().is_dir() else None
+    folder = local_folder(library if library is not None else default_library_path())
+    return find_server(folder) if folder.is_dir() else None

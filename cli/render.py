@@ -162,6 +162,9 @@ def print_info(info: LibraryInfo) -> None:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     table.add_row("library", display_path(info.path))
+    if info.metadata is not None:
+        table.add_row("metadata", info.metadata)
+        table.add_row("vectors", display_path(info.vectors or ""))
     table.add_row("space", f"{info.space} (fingerprint {info.fingerprint}, {info.dim} dims)")
     total = sum(info.counts.values())
     per = ", ".join(f"{m} {n}" for m, n in info.counts.items()) or "none"

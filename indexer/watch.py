@@ -114,7 +114,7 @@ def _run_until_done(library: Library, runs_on: list[str], watched: list[str], re
         if not current:
             return
         try:
-            with type(library).open(library.path, library.space) as fresh:
+            with type(library).open(library.location, library.space) as fresh:
                 report = index_paths(fresh, current, **index_options)
         except LibraryLockedError as exc:
             on_error(f"{exc}; trying again")

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 from helpers import TINY_SPACE_FILE, draw_image
+from postgres_server import PostgresServer
 
 import bindsearch
+from bindsearch.library.config import write_config
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +39,39 @@ def library(tmp_path: Path, tiny_space: bindsearch.Space) -> bindsearch.Library:
     lib = bindsearch.open_library(tmp_path / "lib", tiny_space, create=True)
     yield lib
     lib.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    """A PostgreSQL server for the session, on a Unix socket of its own."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+METADATA_BACKENDS = ["sqlite", "postgresql"]
+
+
+def library_places(backend: str, folder: Path, request: pytest.FixtureRequest):
+    """``place(name)``: a library folder under ``folder`` (SQLite and vector files in it) for ``backend``
+    "sqlite", or a library file there naming a new PostgreSQL database and a vector folder beside it."""
+    if backend == "sqlite":
+        return lambda name: folder / name
+    server = request.getfixturevalue("postgres")
+
+    def library_file(name: str) -> Path:
+        path = folder / f"{name}.json"
+        if not path.exists():
+            write_config(path, server.new_database(), f"faiss://{name}")
+        return path
+
+    return library_file
+
+
+@pytest.fixture(params=METADATA_BACKENDS)
+def place(request: pytest.FixtureRequest, tmp_path: Path):
+    """Where a test's libraries live, once for each metadata backend (see ``library_places``)."""
+    return library_places(request.param, tmp_path, request)
 
 
 @pytest.fixture

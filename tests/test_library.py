@@ -1,8 +1,9 @@
-"""Library storage: creation, the space it remembers, index files rebuilt from the vectors, search vs brute force."""
+"""Library storage: creation, the space it remembers, index files rebuilt from the vectors, search vs brute force;
+each on SQLite and on PostgreSQL metadata (``place``), but for what only a SQLite file can show."""
 
 import logging
 import os
-import sqlite3
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -10,14 +11,22 @@ from helpers import write_space
 
 import bindsearch
 from bindsearch.errors import LibraryError, LibraryLockedError, SpaceMismatchError
+from bindsearch.library.database import raw_cursor
 from bindsearch.library.schema import SCHEMA_VERSION
 from bindsearch.modality import Modality
 from bindsearch.vectors import l2_normalize
 
 
-def test_create_then_reopen_without_naming_the_space(tmp_path, tiny_space):
-    bindsearch.open_library(tmp_path / "lib", tiny_space, create=True).close()
-    with bindsearch.open_library(tmp_path / "lib") as lib:
+@pytest.fixture
+def library(place, tiny_space):
+    lib = bindsearch.open_library(place("lib"), tiny_space, create=True)
+    yield lib
+    lib.close()
+
+
+def test_create_then_reopen_without_naming_the_space(place, tiny_space):
+    bindsearch.open_library(place("lib"), tiny_space, create=True).close()
+    with bindsearch.open_library(place("lib")) as lib:
         assert lib.fingerprint == tiny_space.fingerprint
         assert lib.space.spec == tiny_space.spec  # rebuilt from what the library stored
         assert lib.dim == 64
@@ -27,21 +36,21 @@ def test_create_then_reopen_without_naming_the_space(tmp_path, tiny_space):
     assert info.size_bytes > 0
 
 
-def test_opening_with_another_space_is_refused_and_names_the_held_one(tmp_path, tiny_space):
-    with bindsearch.open_library(tmp_path / "lib", tiny_space, create=True) as lib:
+def test_opening_with_another_space_is_refused_and_names_the_held_one(place, tmp_path, tiny_space):
+    with bindsearch.open_library(place("lib"), tiny_space, create=True) as lib:
         _add_random(lib, Modality.IMAGE, 1, seed=0)
     other = write_space(tmp_path / "other.json", seed=7)
     with pytest.raises(SpaceMismatchError) as info:
-        bindsearch.open_library(tmp_path / "lib", other)
+        bindsearch.open_library(place("lib"), other)
     assert "openclip:inline-config/random(seed=0)" in str(info.value)
     assert tiny_space.fingerprint in str(info.value)
     # The same space given again is fine.
-    bindsearch.open_library(tmp_path / "lib", tiny_space).close()
+    bindsearch.open_library(place("lib"), tiny_space).close()
 
 
-def test_missing_library_is_an_error_unless_creating(tmp_path):
-    with pytest.raises(LibraryError, match="no library at"):
-        bindsearch.open_library(tmp_path / "nothing")
+def test_missing_library_is_an_error_unless_creating(place):
+    with pytest.raises(LibraryError, match="no library (at|in)"):
+        bindsearch.open_library(place("nothing"))
 
 
 def test_refuses_to_create_inside_a_folder_with_other_files(tmp_path, tiny_space):
@@ -58,12 +67,12 @@ def test_corrupt_database_is_a_clear_error(tmp_path):
         bindsearch.open_library(tmp_path / "lib")
 
 
-def test_newer_schema_is_refused(tmp_path, tiny_space):
-    bindsearch.open_library(tmp_path / "lib", tiny_space, create=True).close()
-    with sqlite3.connect(tmp_path / "lib" / "library.sqlite") as conn:
-        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+def test_newer_schema_is_refused(place, tiny_space):
+    with bindsearch.open_library(place("lib"), tiny_space, create=True) as lib, raw_cursor(lib._engine) as cursor:
+        cursor.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        cursor.raw.connection.commit()
     with pytest.raises(LibraryError, match="schema 99, newer"):
-        bindsearch.open_library(tmp_path / "lib")
+        bindsearch.open_library(place("lib"))
 
 
 def _add_random(lib, modality, n, seed, crowd=0.0):
@@ -114,7 +123,7 @@ def test_search_merges_modalities_by_calibrated_score(library):
 
 
 def _reopen(lib):
-    path = lib.path
+    path = lib.location
     lib.close()
     return bindsearch.open_library(path)
 
@@ -165,7 +174,7 @@ def test_index_left_behind_by_an_unsaved_commit_is_rebuilt(library):
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_lock(library):
     with library.writer():
-        other = bindsearch.open_library(library.path)
+        other = bindsearch.open_library(library.location)
         with pytest.raises(LibraryLockedError, match=r"being written by another bindsearch process \(pid \d+"):
             with other.writer():
                 pass
@@ -174,31 +183,31 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(library):
         pass
 
 
-def test_a_library_without_vectors_takes_the_space_it_is_opened_with(tmp_path, tiny_space):
+def test_a_library_without_vectors_takes_the_space_it_is_opened_with(place, tmp_path, tiny_space):
     other = bindsearch.load_space(write_space(tmp_path / "other.json", seed=7))
-    with bindsearch.open_library(tmp_path / "lib", other, create=True) as lib, lib.writer() as w:
+    with bindsearch.open_library(place("lib"), other, create=True) as lib, lib.writer() as w:
         w.put_failed("/data/bad.png", Modality.IMAGE, 1, 1, "empty file (0 bytes)")
         w.commit()
-    with bindsearch.open_library(tmp_path / "lib", tiny_space) as lib:
+    with bindsearch.open_library(place("lib"), tiny_space) as lib:
         assert lib.fingerprint == tiny_space.fingerprint
         assert lib.info().failed == []
-    with bindsearch.open_library(tmp_path / "lib") as lib:
+    with bindsearch.open_library(place("lib")) as lib:
         assert lib.space.fingerprint == tiny_space.fingerprint
         _add_random(lib, Modality.IMAGE, 1, seed=1)
     with pytest.raises(SpaceMismatchError):  # now it holds vectors: no more rebinding
-        bindsearch.open_library(tmp_path / "lib", other)
+        bindsearch.open_library(place("lib"), other)
 
 
-def test_a_writer_refuses_a_library_switched_to_another_space_since_it_was_opened(tmp_path, tiny_space):
+def test_a_writer_refuses_a_library_switched_to_another_space_since_it_was_opened(place, tmp_path, tiny_space):
     other = bindsearch.load_space(write_space(tmp_path / "other.json", seed=7))
-    bindsearch.open_library(tmp_path / "lib", tiny_space, create=True).close()
-    first = bindsearch.open_library(tmp_path / "lib")  # no vectors yet: another open may switch it
-    bindsearch.open_library(tmp_path / "lib", other).close()
+    bindsearch.open_library(place("lib"), tiny_space, create=True).close()
+    first = bindsearch.open_library(place("lib"))  # no vectors yet: another open may switch it
+    bindsearch.open_library(place("lib"), other).close()
     with pytest.raises(SpaceMismatchError, match="switched to another space by another process"):
         with first.writer():
             pass
     first.close()
-    with bindsearch.open_library(tmp_path / "lib") as lib:
+    with bindsearch.open_library(place("lib")) as lib:
         assert lib.fingerprint == other.fingerprint
         with lib.writer():  # the lock was released
             pass
@@ -207,15 +216,18 @@ def test_a_writer_refuses_a_library_switched_to_another_space_since_it_was_opene
 def _state(lib):
     """Everything a library holds, by path: each item's record, vector and tags, each window, and what its
     indexes answer from."""
-    import sqlite3
-
-    db = sqlite3.connect(lib.path / "library.sqlite")
+    with raw_cursor(lib._engine) as db:
+        rows = db.execute("SELECT id, path, modality, size, mtime_ns, content_hash, status, error, window_count, "
+                          "duration FROM items").fetchall()
+        tags = defaultdict(list)
+        for item_id, tag in db.execute("SELECT item_id, tag FROM tags").fetchall():
+            tags[item_id].append(tag)
+        windows = sorted((bytes(path), start, end) for path, start, end in db.execute(
+            "SELECT i.path, w.start, w.\"end\" FROM windows w JOIN items i ON w.item_id = i.id").fetchall())
+        stored = {i for (i,) in db.execute("SELECT id FROM windows").fetchall()}
     items = {}
-    for item_id, path, modality, size, mtime, digest, status, error, count, duration in db.execute(
-            "SELECT id, path, modality, size, mtime_ns, content_hash, status, error, window_count, duration "
-            "FROM items"):
-        tags = sorted(t for (t,) in db.execute("SELECT tag FROM tags WHERE item_id = ?", (item_id,)))
-        items[path, modality] = [size, mtime, digest, status, error, count, duration, tags]
+    for item_id, path, modality, size, mtime, digest, status, error, count, duration in rows:
+        items[bytes(path), modality] = [size, mtime, digest, status, error, count, duration, sorted(tags[item_id])]
     for modality in (Modality.IMAGE, Modality.AUDIO):
         ids, vectors = lib.stored_vectors(modality)
         paths = lib.items(ids)
@@ -223,21 +235,17 @@ def _state(lib):
             items[os.fsencode(paths[i][0]), modality.value].append(v.tobytes())
         indexed = sorted(lib.items(lib.vector_index(modality).ids()).values())
         items["index", modality.value] = indexed
-    windows = sorted((path, start, end) for path, start, end in db.execute(
-        "SELECT i.path, w.start, w.\"end\" FROM windows w JOIN items i ON w.item_id = i.id"))
     indexed = lib.vector_index(Modality.AUDIO, windows=True).ids()
-    stored = {i for (i,) in db.execute("SELECT id FROM windows")}
     assert set(indexed.tolist()) == stored  # (the index in this process: no window left in it, none missing)
     window_index = sorted(lib.windows(indexed).values())
-    db.close()
     return items, windows, [(w.item_id, w.start, w.end) for w in window_index]
 
 
-def test_a_commit_of_many_changes_leaves_what_a_commit_after_each_would(tmp_path, tiny_space):
+def test_a_commit_of_many_changes_leaves_what_a_commit_after_each_would(place, tiny_space):
     # Puts are written a run at a time (a statement per kind of change): the result must be the one of
     # writing them one by one, whatever the mix of new and existing items, repeats, windows, tags and removals.
     rng = np.random.default_rng(11)
-    libs = [bindsearch.open_library(tmp_path / name, tiny_space, create=True) for name in ("batched", "one_by_one")]
+    libs = [bindsearch.open_library(place(name), tiny_space, create=True) for name in ("batched", "one_by_one")]
     dim = libs[0].dim
 
     def vector():

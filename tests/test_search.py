@@ -1,4 +1,5 @@
-"""Searches only a shared space allows: arithmetic, --like, filters, calibration across modalities, dedup, tags."""
+"""Searches only a shared space allows: arithmetic, --like, filters, calibration across modalities, dedup, tags;
+each on SQLite and on PostgreSQL metadata."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bindsearch.cli.app import app
+from conftest import METADATA_BACKENDS, library_places
 from helpers import REPO, copy_examples, draw_image, write_wav
 from old_schemas import to_schema_3
 from typer.testing import CliRunner
@@ -19,6 +21,7 @@ from typer.testing import CliRunner
 import bindsearch
 from bindsearch import Filters, QueryTerm
 from bindsearch.errors import UsageError
+from bindsearch.library.database import raw_cursor
 from bindsearch.library.schema import SCHEMA_VERSION
 from bindsearch.modality import Modality, modality_from_path
 from bindsearch.search import query_vector
@@ -32,12 +35,12 @@ def space() -> bindsearch.Space:
     return bindsearch.load_space(TINY_IMAGEBIND)
 
 
-@pytest.fixture(scope="module")
-def examples_library(tmp_path_factory, space):
+@pytest.fixture(scope="module", params=METADATA_BACKENDS)
+def examples_library(request, tmp_path_factory, space):
     """The example folder (a file of every modality) indexed once for the module's read-only tests."""
     root = tmp_path_factory.mktemp("examples")
     media = copy_examples(root / "media")
-    lib = bindsearch.open_library(root / "lib", space, create=True)
+    lib = bindsearch.open_library(library_places(request.param, root, request)("lib"), space, create=True)
     report = lib.index([media], workers=0)
     assert report.failed == 0, report.errors
     yield lib, media
@@ -61,7 +64,7 @@ def test_arithmetic_is_the_normalised_weighted_sum_of_normalised_terms(examples_
     assert excluded == frozenset()
     # The expression form on the command line is the same query: the same scores for every image.
     result = cli("query", "2:a dog", "+", photo, "-", f"0.5:{sound}", "--target", "image", "-k", 50,
-                 "--json", "--library", lib.path)
+                 "--json", "--library", lib.location)
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)
     ids, stored = lib.stored_vectors(Modality.IMAGE)
@@ -71,7 +74,7 @@ def test_arithmetic_is_the_normalised_weighted_sum_of_normalised_terms(examples_
         assert hit["score"] == pytest.approx(float(by_id[hit["id"]]), abs=1e-5)
     # And so is the flag form, with weights as W: prefixes and --minus.
     flags = cli("query", "--text", "2:a dog", "--image", photo, "--minus", f"0.5:{sound}", "--target", "image",
-                "-k", 50, "--json", "--library", lib.path)
+                "-k", 50, "--json", "--library", lib.location)
     assert [h["score"] for h in json.loads(flags.stdout)] == [h["score"] for h in hits]
 
 
@@ -92,7 +95,7 @@ def test_like_uses_the_stored_vector_and_leaves_the_item_out(examples_library):
     everything = lib.search([QueryTerm.like(video)], targets="all", k=50)
     assert str(video) not in [h.path for h in everything]
     assert len(everything) == sum(lib.counts().values()) - 2
-    result = cli("query", "--like", photo, "--target", "image", "--paths", "--library", lib.path)
+    result = cli("query", "--like", photo, "--target", "image", "--paths", "--library", lib.location)
     assert str(photo) not in result.stdout.split("\n") and len(result.stdout.split()) == 4
 
 
@@ -135,11 +138,11 @@ def test_calibrated_scores_standardise_each_modality_and_rank_the_merged_list(ex
     assert [h.calibrated for h in hits] == sorted((h.calibrated for h in hits), reverse=True)
 
 
-def test_a_filtered_query_returns_k_items_when_k_pass(tmp_path, space):
+def test_a_filtered_query_returns_k_items_when_k_pass(place, tmp_path, space):
     media = tmp_path / "media"
     for i in range(40):
         draw_image(media / ("keep" if i % 3 == 0 else "other") / f"{i:02d}.png", seed=i)
-    with bindsearch.open_library(tmp_path / "lib", space, create=True) as lib:
+    with bindsearch.open_library(place("lib"), space, create=True) as lib:
         lib.index([media], workers=0)
         kept = sorted((media / "keep").iterdir())
         assert len(kept) == 14
@@ -160,12 +163,12 @@ def test_a_filtered_query_returns_k_items_when_k_pass(tmp_path, space):
             lib.search([probe], k=5, filters=Filters(tags=("chosen", "missing")))  # said, not "no results"
         # The same through the command line.
         result = cli("query", "--image", media / "other" / "01.png", "--tag", "chosen", "-k", 10, "--json",
-                     "--library", lib.path)
+                     "--library", lib.location)
         assert result.exit_code == 0, result.output
         assert len(json.loads(result.stdout)) == 10
 
 
-def test_size_date_and_duration_filters(tmp_path, space):
+def test_size_date_and_duration_filters(place, tmp_path, space):
     media = tmp_path / "media"
     write_wav(media / "short.wav", seconds=1.0)
     write_wav(media / "long.wav", seconds=5.0, freq=220)
@@ -173,7 +176,7 @@ def test_size_date_and_duration_filters(tmp_path, space):
     draw_image(media / "big.png", seed=2, size=(400, 300))
     old = time.time() - 10 * 86400
     os.utime(media / "small.png", (old, old))
-    with bindsearch.open_library(tmp_path / "lib", space, create=True) as lib:
+    with bindsearch.open_library(place("lib"), space, create=True) as lib:
         lib.index([media], workers=0)
         query = [QueryTerm.text("anything")]
 
@@ -191,19 +194,19 @@ def test_size_date_and_duration_filters(tmp_path, space):
         with pytest.raises(UsageError, match="excludes everything"):
             Filters(min_size=10, max_size=5)
         result = cli("query", "--text", "x", "--min-size", "1k", "--after", "2000-01-01", "--paths",
-                     "--library", lib.path)
+                     "--library", lib.location)
         assert result.exit_code == 0, result.output
         assert set(result.stdout.split()) == {str(media / n) for n in os.listdir(media)
                                               if (media / n).stat().st_size >= 1024}
 
 
-def test_dedup_collapses_copies_and_still_fills_k(tmp_path, space):
+def test_dedup_collapses_copies_and_still_fills_k(place, tmp_path, space):
     media = tmp_path / "media"
     for i in range(8):
         draw_image(media / f"{i}.png", seed=i)
     for n in range(3):
         shutil.copy(media / "0.png", media / f"copy{n}.png")
-    with bindsearch.open_library(tmp_path / "lib", space, create=True) as lib:
+    with bindsearch.open_library(place("lib"), space, create=True) as lib:
         lib.index([media], workers=0)
         probe = [QueryTerm.file("image", media / "0.png")]
         plain = lib.search(probe, k=5)
@@ -215,11 +218,11 @@ def test_dedup_collapses_copies_and_still_fills_k(tmp_path, space):
         assert [h.rank for h in distinct] == [1, 2, 3, 4, 5]
 
 
-def test_tags_stay_through_changes_and_moves_and_go_with_the_item(tmp_path, space):
+def test_tags_stay_through_changes_and_moves_and_go_with_the_item(place, tmp_path, space):
     media = tmp_path / "media"
     draw_image(media / "a.png", seed=1)
     draw_image(media / "b.png", seed=2)
-    with bindsearch.open_library(tmp_path / "lib", space, create=True) as lib:
+    with bindsearch.open_library(place("lib"), space, create=True) as lib:
         lib.index([media], workers=0)
         tagged = lib.tag([media], add=["holiday", " family "])
         assert [(Path(t.path).name, t.tags) for t in tagged] == [("a.png", ["family", "holiday"]),
@@ -233,7 +236,7 @@ def test_tags_stay_through_changes_and_moves_and_go_with_the_item(tmp_path, spac
         assert hits == {"a.png": ("family", "holiday"), "moved.png": ("holiday",)}
         (media / "moved.png").unlink()
         lib.index([media], workers=0)
-        with sqlite3.connect(lib.path / "library.sqlite") as db:
+        with raw_cursor(lib._engine) as db:
             assert db.execute("SELECT COUNT(*) FROM tags").fetchone()[0] == 2  # a.png's only
         with pytest.raises(UsageError, match="not in the library"):
             lib.tag([tmp_path / "elsewhere"], add=["x"])
@@ -241,10 +244,10 @@ def test_tags_stay_through_changes_and_moves_and_go_with_the_item(tmp_path, spac
             lib.tag([media], add=[" "])
 
 
-def test_tag_command(tmp_path, space):
+def test_tag_command(place, tmp_path, space):
     media = tmp_path / "media"
     draw_image(media / "a.png", seed=1)
-    lib_path = tmp_path / "lib"
+    lib_path = place("lib")
     with bindsearch.open_library(lib_path, space, create=True) as lib:
         lib.index([media], workers=0)
     result = cli("tag", media / "a.png", "--add", "cat", "--json", "--library", lib_path)
@@ -291,12 +294,12 @@ def test_a_schema_2_library_is_migrated_and_its_durations_read_on_the_next_run(t
 
 def test_query_output_forms(examples_library):
     lib, media = examples_library
-    as_json = cli("query", "--image", media / "cat.jpg", "-k", 3, "--json", "--library", lib.path)
+    as_json = cli("query", "--image", media / "cat.jpg", "-k", 3, "--json", "--library", lib.location)
     hits = json.loads(as_json.stdout)
     assert set(hits[0]) == {"rank", "score", "calibrated", "modality", "path", "id", "start", "end", "tags"}
-    paths = cli("query", "--image", media / "cat.jpg", "-k", 3, "--paths", "--library", lib.path)
+    paths = cli("query", "--image", media / "cat.jpg", "-k", 3, "--paths", "--library", lib.location)
     assert paths.stdout.split("\n")[:3] == [h["path"] for h in hits]
-    table = cli("query", "--image", media / "cat.jpg", "-k", 3, "--library", lib.path)
+    table = cli("query", "--image", media / "cat.jpg", "-k", 3, "--library", lib.location)
     assert "calibrated" in table.stdout or "\t" in table.stdout
-    both = cli("query", "--text", "x", "--json", "--paths", "--library", lib.path)
+    both = cli("query", "--text", "x", "--json", "--paths", "--library", lib.location)
     assert both.exit_code == 2 and "choose one of --json and --paths" in both.output

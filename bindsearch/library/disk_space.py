@@ -13,6 +13,7 @@ import sqlite3
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _SQLITE_FULL = getattr(sqlite3, "SQLITE_FULL", 13)
+_POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
 _FULL_WORDS = ("database or disk is full", os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
 # Below this much free space, a write that failed with a bare I/O error is taken for a full disk.
 _NEARLY_FULL_BYTES = 1 << 20
@@ -30,6 +31,8 @@ def disk_is_full(exc: BaseException, folder: str | os.PathLike[str]) -> bool:
         if isinstance(current, OSError) and current.errno in _FULL_ERRNOS:
             return True
         if getattr(current, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        if getattr(current, "sqlstate", None) == _POSTGRES_DISK_FULL:  # (the server's disk, not this one)
             return True
         text = str(current)
         if any(words in text for words in _FULL_WORDS):

@@ -83,7 +83,7 @@ class ItemStore:
         if not rows:
             raise UsageError(f"no embedded item with id {item_id} in the library")
         i, path, modality, size, mtime_ns, duration = rows[0]
-        windows = self._rows_of("SELECT start, end FROM windows WHERE item_id IN ({}) ORDER BY start", [item_id])
+        windows = self._rows_of('SELECT start, "end" FROM windows WHERE item_id IN ({}) ORDER BY start', [item_id])
         return ItemDetails(
             id=i, path=os.fsdecode(path), modality=_MODALITY_BY_VALUE[modality], size=size, mtime=mtime_ns / 1e9,
             duration=None if duration is None or duration == UNKNOWN_DURATION else duration,

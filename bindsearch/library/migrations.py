@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, text
 
 from ..errors import LibraryError
+from .database import cursor_of
 from .schema import SCHEMA_VERSION
 
 log = logging.getLogger("bindsearch")
@@ -69,7 +70,7 @@ def _vectors_to_files(conn: Connection, folder: str) -> None:
     conn.execute(text("ALTER TABLE windows ADD COLUMN slot INTEGER"))
     conn.execute(text("ALTER TABLE windows ADD COLUMN crc INTEGER"))
     modalities = [m for (m,) in conn.execute(text("SELECT DISTINCT modality FROM items"))]
-    raw = conn.connection.dbapi_connection.cursor()  # (plain cursor: a million blobs through the ORM is slow)
+    raw = cursor_of(conn)  # (plain cursor: a million blobs through the ORM is slow)
     moved = 0
     for modality in modalities:
         for windows in (False, True):
@@ -82,7 +83,7 @@ def _vectors_to_files(conn: Connection, folder: str) -> None:
                 select_sql = ("SELECT items.id, vectors.data FROM vectors JOIN items ON items.id = vectors.item_id "
                               "WHERE items.modality = ? AND items.status = 'ok' ORDER BY items.id")
                 update_sql = "UPDATE items SET slot = ?, crc = ? WHERE id = ?"
-            reader = conn.connection.dbapi_connection.cursor()
+            reader = cursor_of(conn)
             reader.execute(select_sql, (modality,))
             store: VectorStore | None = None
             try:

@@ -12,15 +12,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy import Engine, delete, inspect, select, update
+from sqlalchemy.exc import DatabaseError, IntegrityError, InterfaceError, OperationalError
 
 from ..errors import DiskFullError, LibraryError, LibraryLockedError, SpaceMismatchError
 from ..paths import default_library_path
 from ..processes import process_alive
 from ..spaces import Space, load_space
 from ..windows import WindowSettings
-from .database import read_only_engine, sql_reason, sqlite_engine
+from .config import LibraryConfig, is_config_path, read_config
+from .database import read_only_engine, sql_reason, sqlite_engine, url_engine
 from .disk_space import disk_full_message, disk_is_full
 from .lock import WriterLock
 from .migrations import migrate, reclaim_vector_space
@@ -57,39 +58,32 @@ def open_library(
     process cannot write is opened read-only (``read_only`` says why): it
     can be searched, and every change raises ReadOnlyLibraryError.
     """
-    folder = Path(path).expanduser() if path is not None else default_library_path()
-    folder = folder.absolute()
-    db_path = folder / DB_FILE
-    if not db_path.exists():
-        if not create:
-            raise LibraryError(f"no library at {folder} (index some files to create one)")
-        return create_library(cls, folder, load_space(space))
-    read_only = why_read_only(folder, db_path)
-    engine = read_only_engine(db_path) if read_only else sqlite_engine(db_path)
-    try:
-        with engine.begin() as conn:
-            meta = {row.key: row.value for row in conn.execute(select(Meta.key, Meta.value))}
-            found = int(meta.get("schema_version", "0"))
-            if found != SCHEMA_VERSION and read_only:
-                raise refuse(folder, read_only, f"upgrade it from schema {found} to {SCHEMA_VERSION}")
-            if found != SCHEMA_VERSION:
-                migrate(conn, found, str(folder))
-                conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION)))
-                meta["schema_version"] = str(SCHEMA_VERSION)
-        if found < 4 <= SCHEMA_VERSION:
-            reclaim_vector_space(engine, folder)
-    except (DatabaseError, OperationalError) as exc:
-        engine.dispose()
-        if disk_is_full(exc, folder):  # SQLite needs room for its journal even to read
-            raise DiskFullError(disk_full_message(folder, "nothing was changed")) from None
-        raise LibraryError(f"{db_path} is not a readable bindsearch library ({sql_reason(exc)})") from None
-    except LibraryError:
-        engine.dispose()
-        raise
+    given = Path(path).expanduser() if path is not None else default_library_path()
+    if is_config_path(given):
+        config = read_config(given.absolute())
+        if space is None and config.space is not None and create:
+            space = config.space
+        engine, meta = _open_database(config, create)
+        if meta is None:
+            return create_in_database(cls, config, engine, load_space(space))
+        folder, read_only, location = config.folder, why_read_only(config.folder, None), config.file
+        db_path = None
+    else:
+        folder = given.absolute()
+        db_path = folder / DB_FILE
+        if not db_path.exists():
+            if not create:
+                raise LibraryError(f"no library at {folder} (index some files to create one)")
+            return create_library(cls, folder, load_space(space))
+        read_only = why_read_only(folder, db_path)
+        engine = read_only_engine(db_path) if read_only else sqlite_engine(db_path)
+        meta = _read_meta(engine, folder, db_path, read_only)
+        location = folder
     if "space_spec" not in meta:
         engine.dispose()
-        raise LibraryError(f"{db_path} is not a bindsearch library (it records no space)")
-    library = cls(folder, engine, meta, None, read_only)
+        raise LibraryError(f"{db_path or folder} is not a bindsearch library (it records no space)")
+    library = cls(folder, engine, meta, None, read_only, location)
+    library.metadata_url = config.metadata if location != folder else None
     if read_only:
         log.warning("library %s is read-only (%s): it can be searched, not changed; "
                     "indexes rebuilt from it are kept in memory only", folder, read_only)
@@ -133,6 +127,106 @@ def open_library(
     return library
 
 
+def _read_meta(engine: Engine, folder: Path, db_path: Path, read_only: str | None) -> dict[str, str]:
+    """The meta table of a library's SQLite file, its schema migrated first."""
+    try:
+        return _migrated_meta(engine, str(folder), read_only, folder)
+    except (DatabaseError, OperationalError) as exc:
+        engine.dispose()
+        if disk_is_full(exc, folder):  # SQLite needs room for its journal even to read
+            raise DiskFullError(disk_full_message(folder, "nothing was changed")) from None
+        raise LibraryError(f"{db_path} is not a readable bindsearch library ({sql_reason(exc)})") from None
+    except LibraryError:
+        engine.dispose()
+        raise
+
+
+def _migrated_meta(engine: Engine, name: str, read_only: str | None, folder: Path) -> dict[str, str]:
+    with engine.begin() as conn:
+        meta = {row.key: row.value for row in conn.execute(select(Meta.key, Meta.value))}
+        found = int(meta.get("schema_version", "0"))
+        if found != SCHEMA_VERSION and read_only:
+            raise refuse(folder, read_only, f"upgrade it from schema {found} to {SCHEMA_VERSION}")
+        if found != SCHEMA_VERSION:
+            migrate(conn, found, name)
+            conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+            meta["schema_version"] = str(SCHEMA_VERSION)
+    if found < 4 <= SCHEMA_VERSION:
+        reclaim_vector_space(engine, folder)
+    return meta
+
+
+def _open_database(config: LibraryConfig, create: bool) -> tuple[Engine, dict[str, str] | None]:
+    """An engine on the metadata database a library file names, and its meta table (None when the database
+    holds no library yet and ``create`` is asked)."""
+    engine = sqlite_engine(Path(config.metadata[len("sqlite:///"):].partition("?")[0])) \
+        if config.metadata.startswith("sqlite:///") else url_engine(config.metadata)
+    try:
+        if not inspect(engine).has_table(Meta.__tablename__):
+            if create:
+                return engine, None
+            raise LibraryError(f"no library in {config.shown} yet (index some files to create one)")
+        meta = _migrated_meta(engine, config.shown, None, config.folder)
+    except (DatabaseError, OperationalError, InterfaceError) as exc:
+        engine.dispose()
+        if disk_is_full(exc, config.folder):
+            raise DiskFullError(disk_full_message(config.folder, "nothing was changed")) from None
+        raise LibraryError(f"cannot open the metadata of library {config.shown}: {sql_reason(exc)}") from None
+    except LibraryError:
+        engine.dispose()
+        raise
+    return engine, meta
+
+
+def create_in_database(cls: type[L], config: LibraryConfig, engine: Engine, space: Space) -> L:
+    """Make a new library in the (empty) database a library file names, with its vector folder."""
+    try:
+        config.folder.mkdir(parents=True, exist_ok=True)
+        (config.folder / INDEX_DIR).mkdir(exist_ok=True)
+    except OSError as exc:
+        engine.dispose()
+        raise LibraryError(f"cannot create the vector folder {config.folder}: {exc.strerror or exc}") from None
+    meta = _new_meta(space)
+    try:
+        with engine.begin() as conn:  # (PostgreSQL makes tables in a transaction: all or nothing)
+            Base.metadata.create_all(conn)
+            conn.execute(Meta.__table__.insert(), [{"key": k, "value": v} for k, v in meta.items()])
+    except IntegrityError:  # another process created it first: use theirs
+        engine.dispose()
+        return open_library(cls, config.file, space)
+    except (DatabaseError, OperationalError, InterfaceError) as exc:
+        engine.dispose()
+        if inspect_has_meta(config):
+            return open_library(cls, config.file, space)
+        raise LibraryError(f"cannot create library {config.shown}: {sql_reason(exc)}") from None
+    library = cls(config.folder, engine, meta, space, location=config.file)
+    library.metadata_url = config.metadata
+    return library
+
+
+def inspect_has_meta(config: LibraryConfig) -> bool:
+    """Whether the database of ``config`` holds a library (one made by another process meanwhile)."""
+    try:
+        engine, meta = _open_database(config, create=True)
+    except LibraryError:
+        return False
+    engine.dispose()
+    return meta is not None
+
+
+def _new_meta(space: Space) -> dict[str, str]:
+    return {
+        "schema_version": str(SCHEMA_VERSION),
+        "space_spec": json.dumps(space.spec, sort_keys=True),
+        "space_name": space.name,
+        "space_fingerprint": space.fingerprint,
+        "dim": str(space.dim),
+        "created_at": repr(time.time()),
+        "windows": json.dumps(WindowSettings().to_dict(), sort_keys=True),
+        CHECKED_KEY: "1",  # every vector it will hold is checked before it is stored
+    }
+
+
 def create_library(cls: type[L], folder: Path, space: Space) -> L:
     """Make a new library at ``folder`` bound to ``space``: built aside, then renamed into place."""
     if folder.exists() and not folder.is_dir():
@@ -141,7 +235,6 @@ def create_library(cls: type[L], folder: Path, space: Space) -> L:
         return open_library(cls, folder, space)
     if folder.is_dir() and any(folder.iterdir()):
         raise LibraryError(f"cannot create a library at {folder}: the folder exists and is not a library")
-    spec, fingerprint, dim = space.spec, space.fingerprint, space.dim
     # Built in a temporary folder beside the target and renamed into place: a process
     # killed halfway leaves no half-made library, only a hidden folder that is cleared next time.
     try:
@@ -152,16 +245,7 @@ def create_library(cls: type[L], folder: Path, space: Space) -> L:
     except OSError as exc:
         raise LibraryError(f"cannot create a library at {folder}: {exc.strerror or exc}") from None
     engine = sqlite_engine(staging / DB_FILE)
-    meta = {
-        "schema_version": str(SCHEMA_VERSION),
-        "space_spec": json.dumps(spec, sort_keys=True),
-        "space_name": space.name,
-        "space_fingerprint": fingerprint,
-        "dim": str(dim),
-        "created_at": repr(time.time()),
-        "windows": json.dumps(WindowSettings().to_dict(), sort_keys=True),
-        CHECKED_KEY: "1",  # every vector it will hold is checked before it is stored
-    }
+    meta = _new_meta(space)
     try:
         Base.metadata.create_all(engine)
         with engine.begin() as conn:

@@ -10,10 +10,13 @@ from urllib.parse import quote
 from ..errors import ReadOnlyLibraryError
 
 
-def why_read_only(folder: Path, db_path: Path) -> str | None:
-    """Why this process cannot write the library (the first reason found), or None when it can."""
+def why_read_only(folder: Path, db_path: Path | None) -> str | None:
+    """Why this process cannot write the library (the first reason found), or None when it can. A database
+    server (``db_path`` None) says so itself when this user may not write to it."""
     if not os.access(folder, os.W_OK):
         return "its folder is not writable"
+    if db_path is None:
+        return None
     for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
         if os.path.exists(path) and not os.access(path, os.W_OK):
             return f"{path.name} is not writable"

@@ -94,6 +94,10 @@ class LibraryInfo:
     # Every modality the space embeds, built-in ones first, with what reads its files ("timeseries",
     # "image1", "audio" for a modality a space adds; a built-in one's own name): what the page draws.
     modalities: dict[str, str] = field(default_factory=dict)
+    # Where a library named by a library file keeps its metadata (the database URL, password hidden) and its
+    # vectors (the folder); None for a library folder, which holds both.
+    metadata: str | None = None
+    vectors: str | None = None
 
 
 class StoredItem(NamedTuple):

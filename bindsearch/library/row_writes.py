@@ -1,4 +1,4 @@
-"""Item, window and tag rows written in batches through the SQLite cursor of a transaction: one statement per
+"""Item, window and tag rows written in batches through the plain cursor of a transaction: one statement per
 kind of change and batch (``executemany``), never a round trip per row.
 
 The writer's commits and bulk imports both write through these. Paths are the OS's bytes, as
@@ -18,7 +18,8 @@ _INSERT_ITEMS = (f"INSERT INTO {Item.__tablename__} ({', '.join(_ITEM_COLUMNS)})
                  f"VALUES ({', '.join('?' * len(_ITEM_COLUMNS))})")
 _UPDATE_ITEMS = (f"UPDATE {Item.__tablename__} SET "
                  + ", ".join(f"{c} = ?" for c in _ITEM_COLUMNS[2:]) + " WHERE id = ?")
-_INSERT_WINDOWS = f"INSERT INTO {Window.__tablename__} (item_id, start, end, slot, crc) VALUES (?, ?, ?, ?, ?)"
+_INSERT_WINDOWS = (f'INSERT INTO {Window.__tablename__} (item_id, start, "end", slot, crc) '
+                   'VALUES (?, ?, ?, ?, ?)')
 _BATCH = 500  # ids or paths per IN (...): well under SQLite's limit on bound values
 
 
@@ -39,9 +40,10 @@ def existing_items(cursor: Any, keys: Sequence[tuple[bytes, str]]) -> dict[tuple
 def insert_items(cursor: Any, rows: Sequence[tuple]) -> list[int]:
     """Insert new items, each a tuple of ``_ITEM_COLUMNS`` (path bytes first); their ids, in order.
 
-    ``executemany`` reports no ids, so they are read back: every id above the largest before the insert is one
-    of these rows, in the order inserted, since the transaction holds the database's write lock and ids only
-    grow (AUTOINCREMENT).
+    SQLite's ``executemany`` reports no ids, so they are read back: every id above the largest before the
+    insert is one of these rows, in the order inserted, since the transaction holds the database's write lock
+    and ids only grow (AUTOINCREMENT). Elsewhere (PostgreSQL) other writers insert at the same time: each row
+    returns its id.
     """
     return _insert(cursor, Item.__tablename__, _INSERT_ITEMS, rows)
 
@@ -72,12 +74,14 @@ def delete_windows_of(cursor: Any, item_ids: Sequence[int]) -> list[int]:
 def add_tags(cursor: Any, rows: Sequence[tuple[int, str]]) -> None:
     """Give items tags, (item id, tag) each; a tag an item has already is left as it is."""
     if rows:
-        cursor.executemany("INSERT OR IGNORE INTO tags (item_id, tag) VALUES (?, ?)", rows)
+        cursor.executemany("INSERT INTO tags (item_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", rows)
 
 
 def _insert(cursor: Any, table: str, statement: str, rows: Sequence[tuple]) -> list[int]:
     if not rows:
         return []
+    if not cursor.sqlite:
+        return cursor.insert_returning_ids(statement, rows)
     before = cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
     cursor.executemany(statement, rows)
     ids = [row[0] for row in cursor.execute(f"SELECT id FROM {table} WHERE id > ? ORDER BY id", (before,))]

@@ -1,4 +1,5 @@
-"""The SQLite schema of a library: items and their tags, time windows, and key/value metadata.
+"""The schema of a library's metadata (SQLite or PostgreSQL): items and their tags, time windows, key/value
+metadata.
 
 Vectors live in the vector files beside the database (``vector_store``): an embedded item or window
 keeps the slot of its row there and the row's CRC-32.
@@ -10,6 +11,7 @@ import os
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Float,
     ForeignKey,
     Index,
@@ -50,6 +52,11 @@ class FsPath(TypeDecorator[str]):
         return None if value is None else os.fsdecode(value)
 
 
+# 64-bit integers (sizes, nanosecond times, CRC-32s past 2^31): SQLite's INTEGER is 64-bit already, and must
+# stay the type of an AUTOINCREMENT key; PostgreSQL's INTEGER is 32-bit.
+Int64 = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -75,24 +82,24 @@ class Item(Base):
         {"sqlite_autoincrement": True},
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=True)
     path: Mapped[str] = mapped_column(FsPath)
     modality: Mapped[str] = mapped_column(String(16))
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Int64)
+    mtime_ns: Mapped[int] = mapped_column(Int64)
     content_hash: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     indexed_at: Mapped[float] = mapped_column(Float)
     # Time windows of a long audio or video item: how many it has (0: too short for any).
     # NULL: not cut into windows under the library's current window settings (yet).
-    window_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    window_count: Mapped[int | None] = mapped_column(Int64, nullable=True)
     # Length in seconds of an audio or video item: NULL for the other modalities and until it is
     # read, UNKNOWN_DURATION when the file's headers do not tell it.
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)
     # An embedded item's row in its modality's vector file, and that row's CRC-32: NULL for the others.
-    slot: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    crc: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    slot: Mapped[int | None] = mapped_column(Int64, nullable=True)
+    crc: Mapped[int | None] = mapped_column(Int64, nullable=True)
 
 
 class Window(Base):
@@ -105,12 +112,12 @@ class Window(Base):
     __tablename__ = "windows"
     __table_args__ = (Index("ix_windows_item_id", "item_id"), {"sqlite_autoincrement": True})
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(Int64, ForeignKey("items.id", ondelete="CASCADE"))
     start: Mapped[float] = mapped_column(Float)  # seconds from the start of the file
     end: Mapped[float] = mapped_column(Float)
-    slot: Mapped[int] = mapped_column(Integer)  # its row in the modality's windows vector file
-    crc: Mapped[int] = mapped_column(Integer)
+    slot: Mapped[int] = mapped_column(Int64)  # its row in the modality's windows vector file
+    crc: Mapped[int] = mapped_column(Int64)
 
 
 class Tag(Base):
@@ -119,7 +126,7 @@ class Tag(Base):
     __tablename__ = "tags"
     __table_args__ = (Index("ix_tags_tag", "tag"),)
 
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(Int64, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(Text, primary_key=True)
 
 

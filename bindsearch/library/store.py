@@ -29,7 +29,7 @@ from ..modality import BUILTIN_MODALITIES, Modality
 from ..spaces import Space
 from ..spaces.registry import space_from_spec
 from ..windows import WINDOWED, WindowSettings
-from .database import sql_reason
+from .database import is_sqlite, raw_cursor, shown_url, sql_reason
 from .disk_space import disk_full_message, disk_is_full
 from .integrity import damaged, refuse_if_damaged
 from .item_store import ItemStore
@@ -65,8 +65,11 @@ class LibraryStore(ItemStore):
     """
 
     def __init__(self, path: Path, engine: Engine, meta: dict[str, str], space: Space | None,
-                 read_only: str | None = None) -> None:
-        self.path = path
+                 read_only: str | None = None, location: Path | None = None) -> None:
+        self.path = path  # the folder of the vector files, indexes and writer's lock
+        # What names the library, to open it again: its folder, or the library file naming its database.
+        self.location = location or path
+        self.metadata_url: str | None = None  # the database URL a library file names (None: the folder's SQLite)
         self._engine = engine
         self._meta = meta
         self._space = space
@@ -296,6 +299,18 @@ class LibraryStore(ItemStore):
         except DatabaseError as exc:
             raise damaged(str(self.path), sql_reason(exc)) from None
 
+    def _database_bytes(self) -> int:
+        """What the metadata takes in a database server (a SQLite file is counted with the folder's files)."""
+        if self._engine.dialect.name == "sqlite" and self.metadata_url is not None:
+            database = self.metadata_url[len("sqlite:///"):].partition("?")[0]
+            return sum(os.path.getsize(p) for p in (database, f"{database}-wal") if os.path.exists(p))
+        if self._engine.dialect.name != "postgresql":
+            return 0
+        with raw_cursor(self._engine) as cursor:
+            tables = [Item.__tablename__, Window.__tablename__, "tags", Meta.__tablename__]
+            return int(cursor.execute("SELECT " + " + ".join("pg_total_relation_size(?)" for _ in tables),
+                                      tables).fetchone()[0])
+
     def _info(self, max_failed: int | None) -> LibraryInfo:
         from .precisions import read_precisions
         from .tags import tag_counts
@@ -304,9 +319,11 @@ class LibraryStore(ItemStore):
         with self._engine.connect() as conn:
             tags = tag_counts(conn)
             precisions = read_precisions(conn)
-        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()) + self._database_bytes()
         return LibraryInfo(
-            path=str(self.path),
+            path=str(self.location),
+            metadata=None if self.metadata_url is None else shown_url(self.metadata_url),
+            vectors=None if self.metadata_url is None else str(self.path),
             space=self.space_name,
             fingerprint=self.fingerprint,
             dim=self.dim,
@@ -338,7 +355,10 @@ class LibraryStore(ItemStore):
             raise refuse(self.path, self.read_only, action)
 
     def check_damage(self) -> None:
-        """LibraryError if SQLite's quick check finds the database damaged (it reads every page)."""
+        """LibraryError if SQLite's quick check finds the database damaged (it reads every page). A database
+        server keeps its own pages sound."""
+        if not is_sqlite(self._engine):
+            return
         raw = self._engine.raw_connection()
         try:
             refuse_if_damaged(raw, str(self.path))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, literal, or_, select
 
 from ..errors import UsageError
+from .database import cursor_of
 from .schema import Item, Tag
 from .selection import under
 
@@ -64,8 +66,7 @@ def unknown_tags(conn: Connection, tags: Sequence[str]) -> list[str]:
 
 def change_tags(conn: Connection, item_ids: Sequence[int], add: Sequence[str], remove: Sequence[str]) -> None:
     if add:
-        conn.execute(Tag.__table__.insert().prefix_with("OR IGNORE"),
-                     [{"item_id": i, "tag": t} for i in item_ids for t in add])
+        conn.execute(_insert_new_tags(conn), [{"item_id": i, "tag": t} for i in item_ids for t in add])
     if remove:
         for begin in range(0, len(item_ids), 500):
             chunk = list(item_ids[begin : begin + 500])
@@ -74,7 +75,7 @@ def change_tags(conn: Connection, item_ids: Sequence[int], add: Sequence[str], r
 
 def copy_tags(conn: Connection, from_id: int, to_id: int) -> None:
     """Give item ``to_id`` every tag of item ``from_id`` (an item that takes another's place)."""
-    conn.execute(Tag.__table__.insert().prefix_with("OR IGNORE").from_select(
+    conn.execute(_insert_new_tags(conn).from_select(
         ["item_id", "tag"], select(literal(to_id), Tag.tag).where(Tag.item_id == from_id)))
 
 
@@ -82,7 +83,7 @@ def tags_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, tuple[str, .
     """The tags of each of the given items that has any, sorted."""
     out: dict[int, list[str]] = {}
     ids = [int(i) for i in item_ids]
-    cursor = conn.connection.dbapi_connection.cursor()  # (every search asks this: no SQL compiled per call)
+    cursor = cursor_of(conn)  # (every search asks this: no SQL compiled per call)
     for begin in range(0, len(ids), 500):
         chunk = ids[begin : begin + 500]
         cursor.execute(f"SELECT item_id, tag FROM {Tag.__tablename__} WHERE item_id IN ({','.join('?' * len(chunk))})",
@@ -91,6 +92,15 @@ def tags_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, tuple[str, .
             out.setdefault(item_id, []).append(tag)
     cursor.close()
     return {i: tuple(sorted(t)) for i, t in out.items()}
+
+
+def _insert_new_tags(conn: Connection) -> Any:
+    """An INSERT into the tags table that leaves a tag an item has already as it is."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(Tag.__table__).on_conflict_do_nothing()
 
 
 def tag_counts(conn: Connection) -> dict[str, int]:

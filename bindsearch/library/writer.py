@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from ..errors import UnusableVectorFile
 from ..modality import Modality
 from ..windows import WINDOWED
+from .database import cursor_of
 from .records import generation_key
 from .row_writes import add_tags, delete_windows_of, existing_items, insert_items, insert_windows, update_items
 from .schema import STATUS_FAILED, STATUS_OK, Item, Tag, Window, bump_counter
@@ -100,7 +101,7 @@ class LibraryWriter:
         runs = _put_runs(self._ops)
         changes = _IndexChanges()
         with lib._engine.begin() as conn:
-            cursor = conn.connection.dbapi_connection.cursor()  # in the transaction ``begin`` commits
+            cursor = cursor_of(conn)  # in the transaction ``begin`` commits
             for n, (kind, args) in enumerate(self._ops):
                 if kind == "put":
                     if n in runs:
@@ -211,7 +212,7 @@ class LibraryWriter:
         ids = np.zeros(n, dtype=np.int64)
         removed: dict[tuple[Modality, bool], list[int]] = {}
         with lib._engine.begin() as conn:
-            cursor = conn.connection.dbapi_connection.cursor()  # in the transaction ``begin`` commits
+            cursor = cursor_of(conn)  # in the transaction ``begin`` commits
             old = existing_items(cursor, [(key, modality.value) for key in keys])
             replaced = [j for j, key in enumerate(keys) if (key, modality.value) in old]
             fresh = [j for j, key in enumerate(keys) if (key, modality.value) not in old]

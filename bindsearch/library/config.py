@@ -1,0 +1,141 @@
+"""Where a library lives: a folder (SQLite and vector files in it, today's local library), or a small JSON
+file naming a metadata database and a vector store, which ``bindsearch init`` writes:
+
+    {"bindsearch_library": 1, "metadata": "postgresql://me@db-host/media", "vectors": "faiss:///data/media",
+     "space": "imagebind-huge"}
+
+``metadata`` is a SQLAlchemy URL (SQLite or PostgreSQL); ``vectors`` says where the vectors and indexes are
+kept: ``faiss:///folder`` (a local folder of vector files and FAISS indexes). Relative paths in the file are
+relative to the file's own folder, so a library's folder and its file can move together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LibraryError, UsageError
+from .database import shown_url
+
+CONFIG_FORMAT = 1
+CONFIG_SUFFIX = ".json"
+_KEYS = {"bindsearch_library", "metadata", "vectors", "space"}
+_VECTOR_SCHEMES = ("faiss",)
+
+
+@dataclass(frozen=True)
+class LibraryConfig:
+    """What a library file names: its metadata database, its vector store, and (optionally) its space."""
+
+    file: Path
+    metadata: str  # a SQLAlchemy URL
+    vectors: str  # faiss:///folder
+    space: str | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The folder of the vector files and indexes (and of the writer's lock)."""
+        return vector_folder(self.vectors, self.file.parent)
+
+    @property
+    def shown(self) -> str:
+        """The library as messages name it."""
+        return f"{self.file} (metadata {shown_url(self.metadata)}, vectors {self.vectors})"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"bindsearch_library": CONFIG_FORMAT, "metadata": self.metadata,
+                               "vectors": self.vectors}
+        if self.space is not None:
+            out["space"] = self.space
+        return out
+
+
+def is_config_path(path: Path) -> bool:
+    """Whether ``path`` names a library file rather than a library folder."""
+    return path.suffix.lower() == CONFIG_SUFFIX and not path.is_dir()
+
+
+def read_config(path: Path) -> LibraryConfig:
+    """The library file at ``path``; LibraryError naming the file and what is wrong with it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LibraryError(f"no library file {path} (bindsearch init {path} --metadata URL --vectors URI "
+                           "writes one)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LibraryError(f"cannot read library file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise LibraryError(f"library file {path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or "bindsearch_library" not in data:
+        raise LibraryError(f"{path} is not a bindsearch library file (no \"bindsearch_library\" key)")
+    if data["bindsearch_library"] != CONFIG_FORMAT:
+        raise LibraryError(f"library file {path} is of format {data['bindsearch_library']!r}; this bindsearch "
+                           f"reads format {CONFIG_FORMAT}")
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise LibraryError(f"library file {path} has unknown keys: {', '.join(unknown)}")
+    for key in ("metadata", "vectors"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise LibraryError(f"library file {path} names no {key} (a URL string)")
+    space = data.get("space")
+    if space is not None and not isinstance(space, str):
+        raise LibraryError(f"library file {path}: \"space\" must be a space name or file")
+    config = LibraryConfig(path.absolute(), metadata_url(data["metadata"], path.parent), data["vectors"], space)
+    config.folder  # noqa: B018  (refuses a vector store it cannot use, here, naming the file)
+    return config
+
+
+def write_config(path: Path, metadata: str, vectors: str, space: str | None = None) -> LibraryConfig:
+    """Write a library file (refusing to replace one); the config it holds."""
+    if path.suffix.lower() != CONFIG_SUFFIX:
+        raise UsageError(f"a library file's name ends in {CONFIG_SUFFIX}, not {path.name!r}")
+    vector_folder(vectors, path.parent)  # a vector store it cannot use is refused before anything is written
+    config = LibraryConfig(path.absolute(), metadata, vectors, space)
+    text = json.dumps(config.to_json(), indent=2) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8") as out:  # (never over another library's file)
+            out.write(text)
+    except FileExistsError:
+        raise UsageError(f"{path} exists already: choose another name, or delete it first") from None
+    except OSError as exc:
+        raise LibraryError(f"cannot write library file {path}: {exc.strerror or exc}") from None
+    return LibraryConfig(config.file, metadata_url(metadata, path.parent), vectors, space)
+
+
+def local_folder(path: Path) -> Path:
+    """The folder on this machine that holds a library's files (its vector files, a running server's record):
+    the library folder itself, or the vector folder a library file names."""
+    path = path.expanduser()
+    return read_config(path.absolute()).folder if is_config_path(path) else path
+
+
+def metadata_url(url: str, base: Path) -> str:
+    """``url`` with a relative SQLite file made relative to ``base`` (the library file's folder)."""
+    url = url.strip()
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+        rest = url[len(prefix) :]
+        path, _, query = rest.partition("?")
+        url = prefix + str((base / path).absolute()) + (f"?{query}" if query else "")
+    return url
+
+
+def vector_folder(uri: str, base: Path) -> Path:
+    """The folder a ``faiss:`` vector store URI names (relative ones against ``base``); LibraryError for
+    another kind of store."""
+    scheme, sep, rest = uri.strip().partition("://")
+    if not sep:
+        scheme, rest = "faiss", uri.strip()  # a bare path: a local folder
+    if scheme not in _VECTOR_SCHEMES:
+        raise LibraryError(f"vector store {uri!r}: unknown kind {scheme!r} (faiss:///folder)")
+    if rest.startswith("/"):
+        folder = Path(rest)
+    else:
+        folder = base / rest
+    if not rest or not str(rest).strip("/"):
+        raise LibraryError(f"vector store {uri!r} names no folder (faiss:///path/to/folder)")
+    return Path(os.path.abspath(folder.expanduser()))

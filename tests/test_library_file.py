@@ -1,0 +1,126 @@
+"""Libraries named by a library file (``bindsearch init``): metadata in PostgreSQL or a SQLite file elsewhere,
+vectors in a folder; every command takes the file; bad files, URLs and servers are one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import psycopg
+import pytest
+from helpers import REPO, copy_examples
+
+import bindsearch
+from bindsearch.errors import LibraryError, SpaceMismatchError, UsageError
+from bindsearch.library.config import read_config, write_config
+from bindsearch.library.database import shown_url
+from bindsearch.modality import Modality
+
+TINY_IMAGEBIND = REPO / "examples" / "tiny-imagebind.json"
+
+
+def bindsearch_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "bindsearch.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "BINDSEARCH_DTYPE": "fp32", **(env or {})})
+
+
+def test_init_then_index_query_and_info_through_the_file(tmp_path, postgres):
+    url = postgres.new_database()
+    media = copy_examples(tmp_path / "media")
+    made = bindsearch_cli("init", tmp_path / "media.json", "--metadata", url, "--vectors", "faiss://vectors",
+                          "--space", TINY_IMAGEBIND)
+    assert made.returncode == 0, made.stderr
+    assert "metadata postgresql://postgres@/" in made.stdout and str(tmp_path / "vectors") in made.stdout
+    assert json.loads((tmp_path / "media.json").read_text())["vectors"] == "faiss://vectors"
+    indexed = bindsearch_cli("index", media, "--library", tmp_path / "media.json", "--workers", "0")
+    assert indexed.returncode == 0, indexed.stderr
+    # The rows are in PostgreSQL, the vectors in the folder, and no SQLite file anywhere.
+    with psycopg.connect(url.replace("postgresql://", "postgresql://", 1)) as conn:
+        items = conn.execute("SELECT count(*) FROM items WHERE status = 'ok'").fetchone()[0]
+    assert items > 5 and list((tmp_path / "vectors" / "vectors").glob("*.f32"))
+    assert not list(tmp_path.rglob("*.sqlite"))
+    hits = bindsearch_cli("query", "--image", media / "cat.jpg", "-k", "1", "--json",
+                          env={"BINDSEARCH_LIBRARY": str(tmp_path / "media.json")})
+    assert hits.returncode == 0, hits.stderr
+    assert json.loads(hits.stdout)[0]["path"] == str(media / "cat.jpg")
+    shown = bindsearch_cli("info", "--library", tmp_path / "media.json", "--json")
+    info = json.loads(shown.stdout)
+    assert info["metadata"].startswith("postgresql://postgres@/") and info["vectors"] == str(tmp_path / "vectors")
+    assert sum(info["counts"].values()) == items and info["size_bytes"] > 0
+
+
+def test_the_same_vectors_whichever_database_holds_the_metadata(tmp_path, postgres):
+    space = bindsearch.load_space(TINY_IMAGEBIND)
+    media = copy_examples(tmp_path / "media")
+    vectors = {}
+    for name, url in (("pg", postgres.new_database()), ("sqlite", "sqlite:///meta.db")):
+        with bindsearch.init_library(tmp_path / f"{name}.json", url, f"faiss://{name}", TINY_IMAGEBIND) as lib:
+            assert lib.index([media], workers=0).failed == 0
+            ids, stored = lib.stored_vectors(Modality.IMAGE)
+            vectors[name] = dict(zip((p for p, _ in lib.items(ids).values()), stored))
+    assert (tmp_path / "meta.db").is_file()  # (relative to the library file's folder)
+    assert vectors["pg"].keys() == vectors["sqlite"].keys()
+    for path, vector in vectors["pg"].items():
+        np.testing.assert_array_equal(vector, vectors["sqlite"][path])
+    assert space.dim == len(next(iter(vectors["pg"].values())))
+
+
+def test_a_second_file_joins_the_library_a_database_holds(tmp_path, postgres):
+    url = postgres.new_database()
+    with bindsearch.init_library(tmp_path / "a.json", url, f"faiss://{tmp_path / 'v'}", TINY_IMAGEBIND) as lib:
+        lib.index([copy_examples(tmp_path / "media")], workers=0)
+        count = sum(lib.counts().values())
+    with bindsearch.init_library(tmp_path / "b.json", url, f"faiss://{tmp_path / 'v'}") as joined:
+        assert sum(joined.counts().values()) == count
+    other = tmp_path / "other-space.json"
+    other.write_text(json.dumps({**json.loads(TINY_IMAGEBIND.read_text()), "seed": 5}))
+    with pytest.raises(SpaceMismatchError):
+        bindsearch.init_library(tmp_path / "c.json", url, f"faiss://{tmp_path / 'v'}", other)
+    assert not (tmp_path / "c.json").exists()  # nothing left behind
+
+
+def test_bad_library_files_are_one_line_errors(tmp_path):
+    cases = {
+        "not json": ("{", "is not JSON"),
+        "no marker": (json.dumps({"metadata": "sqlite:///x", "vectors": "faiss://v"}), "not a bindsearch library file"),
+        "format": (json.dumps({"bindsearch_library": 9, "metadata": "sqlite:///x", "vectors": "v"}), "format 9"),
+        "unknown key": (json.dumps({"bindsearch_library": 1, "metadata": "sqlite:///x", "vectors": "v", "x": 1}),
+                        "unknown keys: x"),
+        "no vectors": (json.dumps({"bindsearch_library": 1, "metadata": "sqlite:///x"}), "names no vectors"),
+        "s3": (json.dumps({"bindsearch_library": 1, "metadata": "sqlite:///x", "vectors": "s3://b/k"}),
+               "unknown kind 's3'"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(text)
+        with pytest.raises(LibraryError, match=message):
+            read_config(path)
+        result = bindsearch_cli("info", "--library", path)
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr, name
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    with pytest.raises(LibraryError, match="no library file"):
+        bindsearch.open_library(tmp_path / "missing.json")
+
+
+def test_bad_urls_and_servers_are_one_line_errors_with_the_password_hidden(tmp_path, postgres):
+    with pytest.raises(LibraryError, match="PostgreSQL .* or SQLite"):
+        bindsearch.init_library(tmp_path / "my.json", "mysql://a@b/c", "faiss://v")
+    refused = bindsearch_cli("init", tmp_path / "down.json", "--metadata", "postgresql://bob:hunter2@127.0.0.1:9/db",
+                             "--vectors", "faiss://v", "--space", TINY_IMAGEBIND)
+    assert refused.returncode != 0 and "cannot open the metadata" in refused.stderr
+    assert "hunter2" not in refused.stderr and "bob:***@127.0.0.1:9/db" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "down.json").exists()
+    missing_db = postgres.url("no_such_database")
+    with pytest.raises(LibraryError, match="no_such_database"):
+        bindsearch.init_library(tmp_path / "gone.json", missing_db, "faiss://v", TINY_IMAGEBIND)
+    write_config(tmp_path / "empty.json", postgres.new_database(), "faiss://v")
+    with pytest.raises(LibraryError, match="no library in .*empty.json"):
+        bindsearch.open_library(tmp_path / "empty.json")
+    with pytest.raises(UsageError, match="exists already"):
+        write_config(tmp_path / "empty.json", "sqlite:///x", "faiss://v")
+    with pytest.raises(UsageError, match="ends in .json"):
+        write_config(tmp_path / "lib.txt", "sqlite:///x", "faiss://v")
+    assert shown_url("postgresql://u:pw@h/d") == "postgresql://u:***@h/d"
