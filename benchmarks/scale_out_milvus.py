@@ -163,7 +163,28 @@ def measure_milvus_lite(data: SizeData, folder: Path, latency_queries: int = 20,
     rows.append({"system": "milvus", "measure": "query", "nprobe": chosen,
                  "recall_at_10": recall_at_k(found, truth[:len(q)]), **latency(lambda one: index.search(one, K), q),
                  "peak_rss_mib": peak_rss_mib()})
+    rows += filter_paths(index, queries[:3])
     index.close()
+    return rows
+
+
+def filter_paths(index, queries: np.ndarray, sizes: tuple[int, ...] = (100, 1000, 4000)) -> list[dict]:
+    """ms per query of a search among ``allowed`` ids both ways: their vectors fetched by primary key and
+    ranked here, or a Milvus search with an ``id in [...]`` filter (what ``fetch_limit`` chooses between)."""
+    rows = []
+    default = index.fetch_limit
+    rng = np.random.default_rng(0)
+    for size in sizes:
+        allowed = np.sort(rng.choice(index.size, size, replace=False))
+        row = {"system": "milvus", "measure": "filter", "allowed": size}
+        for path, limit in (("fetched_ms", 10**12), ("expression_ms", 0)):
+            index.fetch_limit = limit
+            started = time.perf_counter()
+            for q in queries:
+                index.search(q[None], K, allowed=allowed)
+            row[path] = round((time.perf_counter() - started) * 1000 / len(queries), 1)
+        rows.append(row)
+    index.fetch_limit = default
     return rows
 
 
