@@ -4,9 +4,12 @@ there and re-scored exactly here.
 A collection holds one row per id: the int64 primary key is the id (no auto id) and one FLOAT_VECTOR field,
 indexed for inner product. Milvus answers the approximate part; every hit it returns comes back with its
 stored vector, and the score is recomputed in float32 here, so scores are exact inner products whatever the
-index type. ``allowed`` sets small enough are not searched in Milvus at all: their vectors are fetched by
-primary key and ranked exactly, which is both exact and faster than a filtered search (see the numbers in
-``benchmarks/results/scale_out_milvus-*.jsonl``).
+index type. ``allowed`` sets of up to ``FETCH_LIMIT`` ids are not searched in Milvus at all: their vectors
+are fetched by
+primary key and ranked exactly. On Milvus Lite at 50k x 1024 (benchmarks/results/scale_out_milvus-50k-cpu2):
+100 ids 22 ms fetched against 43 ms filtered, 1000 ids 226 against 34 ms (a fetch costs ~0.22 ms an id, a
+filtered search a scan of every row), so larger sets go into ``id in [...]`` filters; those are exact with
+FLAT, approximate like the index otherwise.
 
 Milvus limits a search to topk 16 384 and a request to 64 MiB (a server's default; Lite takes 256), so
 writes go in chunks of at most ``_CHUNK_BYTES`` and id lists inside filter expressions are bounded.
@@ -50,6 +53,7 @@ _CHUNK_BYTES = 16 << 20  # per upsert or fetch request: a quarter of a server's 
 _MAX_FILTER_IDS = 100_000  # ids in one `id in [...]` expression (~1 MB of text); more go in several searches
 _QUERY_BLOCK = 64  # queries per search request: their hits and vectors stay well under the message limit
 ID, VECTOR = "id", "vector"
+FETCH_LIMIT = 256  # allowed ids ranked from their fetched vectors (see the module's docstring)
 
 # Index types per deployment and their build and search parameters. Milvus Lite keeps vectors in segments of
 # about 32k rows at 1024 dims (128 MiB memtables) and builds one index per segment: 128 lists suits that size.
@@ -60,7 +64,9 @@ BUILD_PARAMS: dict[str, dict[str, int]] = {
     "DISKANN": {},
 }
 LITE_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")  # what Lite offers on every version, not just the newest
-DEFAULT_NPROBE = 16  # of 128 lists: recall@10 0.95+ on clustered 1024-d vectors (benchmarks/scale_out_milvus.py)
+# Of 128 lists per segment. Clustered 1024-d vectors, 200k on Lite (benchmarks/results/scale_out_milvus-*):
+# recall@10 0.8925 at 1, 0.946 at 2, 0.986 at 4; 8 leaves room for segments that compaction makes larger.
+DEFAULT_NPROBE = 8
 DEFAULT_EF = 64
 
 
@@ -133,7 +139,7 @@ class MilvusIndex(VectorIndex):
         self.search_params = dict(search_params or {})
         # allowed sets up to this many ids are ranked from their fetched vectors; excluded sets are dropped
         # from over-fetched hits while topk stays within this: attributes, so that tests can reach each path.
-        self.fetch_limit = exact_filter_limit(dim)
+        self.fetch_limit = min(FETCH_LIMIT, exact_filter_limit(dim))
         self.overfetch_limit = MAX_TOPK
         self._client = self._connect(token)
         self._open_collection()
