@@ -5,8 +5,8 @@ A collection holds one row per id: the int64 primary key is the id (no auto id) 
 indexed for inner product. Milvus answers the approximate part; every hit it returns comes back with its
 stored vector, and the score is recomputed in float32 here, so scores are exact inner products whatever the
 index type. ``allowed`` sets of up to ``FETCH_LIMIT`` ids are not searched in Milvus at all: their vectors
-are fetched by
-primary key and ranked exactly. On Milvus Lite at 50k x 1024 (benchmarks/results/scale_out_milvus-50k-cpu2):
+are fetched by primary key and ranked exactly. On Milvus Lite at 50k x 1024
+(benchmarks/results/scale_out_milvus-50k-cpu2):
 100 ids 22 ms fetched against 43 ms filtered, 1000 ids 226 against 34 ms (a fetch costs ~0.22 ms an id, a
 filtered search a scan of every row), so larger sets go into ``id in [...]`` filters; those are exact with
 FLAT, approximate like the index otherwise.
