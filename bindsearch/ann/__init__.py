@@ -1,9 +1,10 @@
 """Vector index engines behind one interface: exact (flat) for small sets, IVF-RaBitQ with an exact
-re-rank above, chosen by size (``choose``), tuned in ``defaults``.
+re-rank above, chosen by size (``choose``), tuned in ``defaults``; and ``MilvusIndex``, whose vectors live in
+a Milvus collection (Milvus Lite or a server).
 
 The names below load on first use: the engines import FAISS, which a process that only reads a
 library's records (a no-op index run, ``info`` of counts) never needs, while ``idsets`` and
-``defaults`` need none of it.
+``defaults`` need none of it; the Milvus engine imports pymilvus only when an index is opened.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _WHERE = {
     "ivf_params": "defaults",
     "FlatIndex": "flat",
     "search_ids": "flat",
+    "MilvusIndex": "milvus",
 }
 
 __all__ = sorted(_WHERE)
