@@ -136,7 +136,7 @@ class EmbedActor:
         return prepare_hooked(task, self.space, self.known, self.durations, self.read_hook)
 
 
-@dataclass
+@dataclass(eq=False)  # one actor is itself only
 class _Actor:
     handle: Any
     running: int = 0  # batches sent, not yet back
