@@ -131,7 +131,9 @@ def index_summary(report: IndexReport) -> str:
         parts.append(f"skipped {report.skipped} ({_skipped_why(report)})")
     summary = ", ".join(parts) + f" in {report.seconds:.1f} s"
     if report.ray_startup_seconds is not None:
-        summary += f" (Ray's start {report.ray_startup_seconds:.1f} s of it)"
+        actors = (f", its actors' {report.ray_actors_seconds:.1f} s" if report.ray_actors_seconds is not None
+                  else "")
+        summary += f" (Ray's start {report.ray_startup_seconds:.1f} s{actors} of it)"
     if report.rates:
         precision = f" in {report.precision}" if report.precision else ""
         summary += f"\nembedded{precision}: " + ", ".join(f"{m} {_rate(r)}" for m, r in report.rates.items())

@@ -398,9 +398,9 @@ class Preparer:
                 reader.close()
                 logs.close()
         if self.marker is None:
-            return _prepare_hooked(task, self.space, self.known, self.durations, self._read_hook)
+            return prepare_hooked(task, self.space, self.known, self.durations, self._read_hook)
         with self.marker.reading(task.path, task.modality):
-            return _prepare_hooked(task, self.space, self.known, self.durations, self._read_hook)
+            return prepare_hooked(task, self.space, self.known, self.durations, self._read_hook)
 
     def _isolated(self, tasks: list[Task], embeds: bool, logs: WorkerLogs) -> Iterator[Prepared]:
         """Tasks that were in flight in a worker that died, each read again alone: only the culprit fails."""
@@ -514,10 +514,10 @@ def _run_batch(tasks: list[Task]) -> list[Prepared]:
 
 def _prepare_in_worker(task: Task) -> Prepared:
     assert _space is not None
-    return _prepare_hooked(task, _space, _known, _durations, _read_hook)
+    return prepare_hooked(task, _space, _known, _durations, _read_hook)
 
 
-def _prepare_hooked(task: Task, space: Space, known: set[tuple[str, Modality]], durations: frozenset[Modality],
+def prepare_hooked(task: Task, space: Space, known: set[tuple[str, Modality]], durations: frozenset[Modality],
                     hook: Callable[[str], None] | None) -> Prepared:
     if hook is not None:  # (the test seam; an exception of its own fails the file as a loader's would)
         try:

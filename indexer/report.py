@@ -45,6 +45,8 @@ class IndexReport:
     window_settings_changed: bool = False
     # Seconds it took to start or reach Ray (``index --ray``; None without it), left out of ``rates``.
     ray_startup_seconds: float | None = None
+    # Of ``seconds`` too: from asking Ray for the actors until the first was up (process started, space rebuilt).
+    ray_actors_seconds: float | None = None
     errors: list[FileError] = field(default_factory=list)
 
     def __post_init__(self) -> None:

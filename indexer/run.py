@@ -322,16 +322,20 @@ class _Run:
         self.preparer = preparer
         if preparer.embeds and work:
             self.observer.phase("loading model")  # in the workers, before their first results
-        for result in preparer.run(self.queue):
-            if result.chunk >= 0:
-                self._handle_piece(result)
-                continue
-            f, old = work[result.index]
-            if result.size or result.mtime_ns:
-                f = f._replace(size=result.size, mtime_ns=result.mtime_ns)
-            self._handle(f, old, result, gone, gone_by_hash)
-            if self.writer.pending >= _MAX_STAGED:
-                self.writer.commit()
+        try:
+            for result in preparer.run(self.queue):
+                if result.chunk >= 0:
+                    self._handle_piece(result)
+                    continue
+                f, old = work[result.index]
+                if result.size or result.mtime_ns:
+                    f = f._replace(size=result.size, mtime_ns=result.mtime_ns)
+                self._handle(f, old, result, gone, gone_by_hash)
+                if self.writer.pending >= _MAX_STAGED:
+                    self.writer.commit()
+        finally:
+            if isinstance(preparer, RayPreparer) and preparer.actors_seconds is not None:
+                self.report.ray_actors_seconds = round(preparer.actors_seconds, 2)
         for modality in list(self.pending):
             self._flush(modality)
         self._read_durations()
@@ -358,7 +362,8 @@ class _Run:
         self.ray.connect()
         self.report.ray_startup_seconds = round(self.ray.startup_seconds, 2)
         known = self.library.known_hashes({f.modality for f, _ in work})
-        return RayPreparer(self.space, known, self.ray, durations=WINDOWED, batch_size=self.batch_size)
+        return RayPreparer(self.space, known, self.ray, durations=WINDOWED,
+                           batch_size=lambda m: _batch_size(m, self.batch_size))
 
     def _preparer(self, work: list[tuple[FoundFile, StoredItem | None]]) -> Preparer:
         """Workers that read and embed on a CPU, workers that read for the model here on a GPU,

@@ -4,12 +4,15 @@ cluster that cannot be reached is one line and exit status 2."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import EXAMPLE_MEDIA, REPO
+from helpers import EXAMPLE_MEDIA, REPO, draw_image
 from test_cli import assert_one_line_error, run_cli
 
 import bindsearch
@@ -38,6 +41,7 @@ def test_a_ray_ingest_stores_the_vectors_of_the_local_pipeline(tmp_path: Path, m
     a, b = json.loads(local.stdout), json.loads(on_ray.stdout)
     assert (b["added"], b["failed"], b["windows"]) == (a["added"], a["failed"], a["windows"]) and a["added"] > 10
     assert a["ray_startup_seconds"] is None and b["ray_startup_seconds"] > 0
+    assert a["ray_actors_seconds"] is None and b["ray_actors_seconds"] > 0
     assert b["precision"] == "fp32"
     want, got = _vectors_by_path(tmp_path / "local"), _vectors_by_path(tmp_path / "ray")
     assert sorted(got) == sorted(want)
@@ -46,6 +50,29 @@ def test_a_ray_ingest_stores_the_vectors_of_the_local_pipeline(tmp_path: Path, m
     # A second run finds nothing to do, and starts no Ray.
     again = json.loads(run_cli("index", media, "--library", tmp_path / "ray", "--json", "--ray").stdout)
     assert again["unchanged"] == a["added"] and again["ray_startup_seconds"] is None
+    assert again["ray_actors_seconds"] is None
+
+
+def test_an_actor_killed_while_reading_costs_one_file_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A file whose decoder takes its Ray actor down (read_hooks.misbehave, BINDSEARCH_READ_HOOK): the
+    batch lost with the actor is read again file by file on a new actor, and only that file fails."""
+    folder = tmp_path / "media"
+    names = [f"p{i:02d}.png" for i in range(12)]
+    names[5] = "kill-05.png"
+    for i, name in enumerate(names):
+        draw_image(folder / name, seed=200 + i, size=(48, 40))
+    env = {**os.environ, "BINDSEARCH_READ_HOOK": "read_hooks:misbehave",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "bindsearch.cli", "index", str(folder), "--library",
+                           str(tmp_path / "lib"), "--space", str(TINY_IMAGEBIND), "--batch-size", "4", "--json",
+                           "--ray"], capture_output=True, text=True, timeout=600, env=env)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 3, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["added"], report["failed"]) == (11, 1), report
+    [error] = report["errors"]
+    assert Path(error["path"]).name == "kill-05.png"
+    assert error["reason"].startswith("the Ray actor reading it ended abruptly"), error
 
 
 @pytest.mark.parametrize("args, fragment", [
