@@ -70,14 +70,22 @@ def init_library(
     ``postgresql://user@host/db``, ``sqlite:///file``) and a vector store (``faiss:///folder``), and create
     the library it names (or join the one that database holds already). Open it later with
     ``open_library(path)``. Nothing is left behind when the library cannot be made."""
+    import shutil
+
     from .library.config import write_config
 
     file = Path(path).expanduser()
     config = write_config(file, metadata, vectors, None if space is None else os.fspath(space))
+    made = [p for p in config.local_paths() if not os.path.lexists(p)]
     try:
         return Library.open(config.file, space, create=True)
     except BaseException:
         file.unlink(missing_ok=True)
+        for leftover in made:  # (what this call made: a folder, an empty SQLite file)
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
         raise
 
 

@@ -129,6 +129,8 @@ def index_summary(report: IndexReport) -> str:
     ]
     if report.skipped:
         parts.append(f"skipped {report.skipped} ({_skipped_why(report)})")
+    if report.left_to_others:
+        parts.append(f"left to other runs {report.left_to_others} (indexed by another index run at the same time)")
     summary = ", ".join(parts) + f" in {report.seconds:.1f} s"
     if report.ray_startup_seconds is not None:
         actors = (f", its actors' {report.ray_actors_seconds:.1f} s" if report.ray_actors_seconds is not None

@@ -33,6 +33,8 @@ class IndexReport:
     skipped: int = 0
     unsupported: int = 0
     embedded: int = 0
+    # Files another index run writing the library at the same time read (or was reading) instead of this one.
+    left_to_others: int = 0
     seconds: float = 0.0
     interrupted: bool = False
     # Files embedded per second, per modality, from its first embedded batch on (model loading left out);

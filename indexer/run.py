@@ -15,11 +15,13 @@ import numpy as np
 from bindsearch.bulk_import.files_on_disk import imported_without_file
 from bindsearch.errors import BindsearchError, DiskFullError, SpaceError, UsageError
 from bindsearch.library import LibraryStore, LibraryWriter, StoredItem
+from bindsearch.library.database import raw_cursor
 from bindsearch.library.disk_space import disk_full_message, disk_is_full
 from bindsearch.library.schema import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, STATUS_STALE, UNKNOWN_DURATION
 from bindsearch.modality import Modality
 from bindsearch.windows import WINDOWED, WindowSettings, chunks, file_windows, pool_windows, window_times
 
+from .claims import ClaimingQueue, Claims
 from .memory import WORKER_BYTES, available_memory, workers_memory_allows
 from .pipeline import (
     Prepared,
@@ -153,8 +155,9 @@ def index_paths(
             library.record_roots(roots)
             if windows is not None and library.set_window_settings(windows):
                 report.window_settings_changed = True
+            claims = Claims(library._engine) if getattr(library.vectors, "shared", False) else None
             run = _Run(library, writer, report, observer, batch_size, workers,
-                       tagger, auto_tag_min, retry_failed, cluster)
+                       tagger, auto_tag_min, retry_failed, cluster, claims)
             try:
                 run.execute(roots, forced)
             except KeyboardInterrupt:
@@ -163,6 +166,9 @@ def index_paths(
             except BindsearchError:
                 writer.commit()  # keep what is done (failures, moves) before giving up
                 raise
+            finally:
+                if claims is not None:
+                    claims.close()
             observer.phase("saving")
     except Exception as exc:
         # A batch's transaction is all or nothing, and a FAISS file not written is rebuilt from SQLite.
@@ -203,7 +209,8 @@ def check_arguments(
 class _Run:
     def __init__(self, library: LibraryStore, writer: LibraryWriter, report: IndexReport,
                  observer: IndexObserver, batch_size: int, workers: int | None, tagger: Any = None,
-                 tag_min: float | None = None, retry_failed: bool = False, ray: RayCluster | None = None) -> None:
+                 tag_min: float | None = None, retry_failed: bool = False, ray: RayCluster | None = None,
+                 claims: Claims | None = None) -> None:
         self.library = library
         self.ray = ray
         self.preparer: Preparer | RayPreparer | None = None
@@ -220,6 +227,7 @@ class _Run:
         self.precision_recorded: set[Modality] = set()
         self.window_settings = library.window_settings
         self.queue = TaskQueue()
+        self.claims = claims
         self.work: list[tuple[FoundFile, StoredItem | None]] = []
         self.windowed: dict[int, _Windowed] = {}  # long files in progress, by task index
         self.tagger = tagger  # a LabelSet for --auto-tag, an ExampleLabels for --auto-tag-examples, or None
@@ -298,6 +306,31 @@ class _Run:
                         if item.content_hash and item.status == STATUS_OK}
         return work, gone, gone_by_hash
 
+    def _done_elsewhere(self, tasks: Sequence[Task]) -> set[int]:
+        """The indexes of ``tasks`` whose item another run has committed since this one's scan, as the file is."""
+        wanted = {(os.fsencode(t.path), t.modality.value): t.index for t in tasks}
+        paths = sorted({path for path, _ in wanted})
+        done: set[int] = set()
+        with raw_cursor(self.library._engine) as cursor:
+            for begin in range(0, len(paths), 500):
+                chunk = paths[begin : begin + 500]
+                rows = cursor.execute("SELECT path, modality, id, size, mtime_ns, status, window_count FROM items "
+                                      f"WHERE path IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+                for path, modality, item_id, size, mtime_ns, status, windows in rows:
+                    index = wanted.get((bytes(path), modality))
+                    if index is None:
+                        continue
+                    f, old = self.work[index]
+                    before = None if old is None else (old.id, old.size, old.mtime_ns, old.status, old.window_count)
+                    changed = (item_id, size, mtime_ns, status, windows) != before
+                    if changed and (size, mtime_ns) == (f.size, f.mtime_ns):
+                        done.add(index)
+        return done
+
+    def _left_to_others(self, task: Task) -> None:
+        self.report.left_to_others += 1
+        self.observer.advanced(1, task.modality.value)
+
     def _read_again(self, failed: StoredItem) -> bool:
         """Whether to read a file that failed and has not changed: with --retry-failed, or when it
         failed for want of permission and can be read now (chmod changes no size or mtime)."""
@@ -317,6 +350,8 @@ class _Run:
         self.observer.started(len(work), by_modality)
         self.observer.phase("reading files")
         self.work = work
+        if self.claims is not None:  # other runs may write the library at once: claim files as they are read
+            self.queue = ClaimingQueue([], self.claims, _claim_key, self._done_elsewhere, self._left_to_others)
         self.queue.push_front(self._tasks(work))
         preparer = self._ray_preparer(work) if self.ray is not None and work else self._preparer(work)
         self.preparer = preparer
@@ -612,6 +647,10 @@ class _Run:
     def _fail(self, f: FoundFile, old: StoredItem | None, reason: str) -> None:
         self.writer.put_failed(f.path, f.modality, f.size, f.mtime_ns, reason)
         self.report.fail(f.path, reason)
+
+
+def _claim_key(task: Task) -> tuple[bytes, str]:
+    return os.fsencode(task.path), task.modality.value
 
 
 def _runs_on_cpu() -> bool:

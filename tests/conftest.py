@@ -49,28 +49,39 @@ def postgres() -> PostgresServer:
     server.stop()
 
 
-METADATA_BACKENDS = ["sqlite", "postgresql"]
+# Metadata + vectors: a library folder (SQLite and vector files), or a library file naming a SQLite file or a
+# PostgreSQL database for the metadata and a vector folder or a Milvus Lite file for the vectors.
+BACKENDS = ["sqlite+faiss", "sqlite+milvus", "postgresql+faiss", "postgresql+milvus"]
+FOLDER_BACKENDS = ["sqlite+faiss", "postgresql+faiss"]  # vectors in files, FAISS indexes
 
 
 def library_places(backend: str, folder: Path, request: pytest.FixtureRequest):
-    """``place(name)``: a library folder under ``folder`` (SQLite and vector files in it) for ``backend``
-    "sqlite", or a library file there naming a new PostgreSQL database and a vector folder beside it."""
-    if backend == "sqlite":
+    """``place(name)``: where a library called ``name`` lives under ``folder`` on ``backend`` (see BACKENDS):
+    a library folder, or a library file (made on first use, with a new database where it needs one)."""
+    if backend == "sqlite+faiss":
         return lambda name: folder / name
-    server = request.getfixturevalue("postgres")
+    metadata, vectors = backend.split("+")
+    server = request.getfixturevalue("postgres") if metadata == "postgresql" else None
 
     def library_file(name: str) -> Path:
         path = folder / f"{name}.json"
         if not path.exists():
-            write_config(path, server.new_database(), f"faiss://{name}")
+            url = server.new_database() if server is not None else f"sqlite:///{name}-metadata.db"
+            write_config(path, url, f"milvus://{name}-vectors.db" if vectors == "milvus" else f"faiss://{name}")
         return path
 
     return library_file
 
 
-@pytest.fixture(params=METADATA_BACKENDS)
+@pytest.fixture(params=BACKENDS)
 def place(request: pytest.FixtureRequest, tmp_path: Path):
-    """Where a test's libraries live, once for each metadata backend (see ``library_places``)."""
+    """Where a test's libraries live, once for each pair of metadata and vector backends (``library_places``)."""
+    return library_places(request.param, tmp_path, request)
+
+
+@pytest.fixture(params=FOLDER_BACKENDS)
+def folder_place(request: pytest.FixtureRequest, tmp_path: Path):
+    """``place`` for the backends whose vectors are files in a folder, with FAISS indexes beside them."""
     return library_places(request.param, tmp_path, request)
 
 

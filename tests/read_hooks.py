@@ -18,3 +18,10 @@ def misbehave(path: str) -> None:
         os.kill(os.getpid(), signal.SIGSEGV)
     elif name.startswith("oom-"):  # an allocation that failed inside a decoder
         raise MemoryError()
+
+
+def slow(path: str) -> None:
+    """A reader slow enough (50 ms a file) for two index runs started together to overlap."""
+    import time
+
+    time.sleep(0.05)

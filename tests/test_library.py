@@ -1,5 +1,6 @@
 """Library storage: creation, the space it remembers, index files rebuilt from the vectors, search vs brute force;
-each on SQLite and on PostgreSQL metadata (``place``), but for what only a SQLite file can show."""
+on every pair of metadata and vector backends (``place``), but for what only a folder of vector files and
+FAISS indexes (``folder_place``) or a SQLite file can show."""
 
 import logging
 import os
@@ -20,6 +21,13 @@ from bindsearch.vectors import l2_normalize
 @pytest.fixture
 def library(place, tiny_space):
     lib = bindsearch.open_library(place("lib"), tiny_space, create=True)
+    yield lib
+    lib.close()
+
+
+@pytest.fixture
+def folder_library(folder_place, tiny_space):
+    lib = bindsearch.open_library(folder_place("lib"), tiny_space, create=True)
     yield lib
     lib.close()
 
@@ -128,13 +136,13 @@ def _reopen(lib):
     return bindsearch.open_library(path)
 
 
-def test_deleted_index_file_is_rebuilt_with_a_notice(library, caplog, monkeypatch):
+def test_deleted_index_file_is_rebuilt_with_a_notice(folder_library, caplog, monkeypatch):
     monkeypatch.setenv("BINDSEARCH_EXACT_LIMIT", "100")  # an approximate index, which has a file
-    vectors = _add_random(library, Modality.IMAGE, 300, seed=4)
-    path = library.path / "index" / "image.ivf"
+    vectors = _add_random(folder_library, Modality.IMAGE, 300, seed=4)
+    path = folder_library.path / "index" / "image.ivf"
     assert path.is_file()
     path.unlink()
-    lib = _reopen(library)
+    lib = _reopen(folder_library)
     with caplog.at_level(logging.WARNING, logger="bindsearch"):
         hits = lib.search(vectors[7], targets=["image"], k=1)
     assert "building the image index" in caplog.text and "its file is missing" in caplog.text
@@ -143,14 +151,14 @@ def test_deleted_index_file_is_rebuilt_with_a_notice(library, caplog, monkeypatc
     lib.close()
 
 
-def test_corrupt_index_file_is_rebuilt(library, caplog, monkeypatch):
+def test_corrupt_index_file_is_rebuilt(folder_library, caplog, monkeypatch):
     monkeypatch.setenv("BINDSEARCH_EXACT_LIMIT", "100")
-    vectors = _add_random(library, Modality.IMAGE, 300, seed=5)
-    path = library.path / "index" / "image.ivf"
+    vectors = _add_random(folder_library, Modality.IMAGE, 300, seed=5)
+    path = folder_library.path / "index" / "image.ivf"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    lib = _reopen(library)
+    lib = _reopen(folder_library)
     with caplog.at_level(logging.WARNING, logger="bindsearch"):
         assert lib.search(vectors[3], targets=["image"], k=1)[0].score == pytest.approx(1.0, abs=1e-5)
     assert "its file is unusable" in caplog.text
@@ -172,14 +180,14 @@ def test_index_left_behind_by_an_unsaved_commit_is_rebuilt(library):
     lib.close()
 
 
-def test_a_second_writer_is_refused_while_the_first_holds_the_lock(library):
-    with library.writer():
-        other = bindsearch.open_library(library.location)
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(folder_library):
+    with folder_library.writer():
+        other = bindsearch.open_library(folder_library.location)
         with pytest.raises(LibraryLockedError, match=r"being written by another bindsearch process \(pid \d+"):
             with other.writer():
                 pass
         other.close()
-    with library.writer():  # released
+    with folder_library.writer():  # released
         pass
 
 

@@ -124,3 +124,27 @@ def test_bad_urls_and_servers_are_one_line_errors_with_the_password_hidden(tmp_p
     with pytest.raises(UsageError, match="ends in .json"):
         write_config(tmp_path / "lib.txt", "sqlite:///x", "faiss://v")
     assert shown_url("postgresql://u:pw@h/d") == "postgresql://u:***@h/d"
+
+
+def test_a_library_keeps_the_kind_of_vector_store_it_was_made_with(tmp_path, postgres):
+    url = postgres.new_database()
+    bindsearch.init_library(tmp_path / "files.json", url, "faiss://v", TINY_IMAGEBIND).close()
+    with pytest.raises(LibraryError, match="keeps its vectors in a folder of vector files, not in milvus://m.db"):
+        bindsearch.init_library(tmp_path / "milvus.json", url, "milvus://m.db")
+    assert not (tmp_path / "milvus.json").exists()
+    other = postgres.new_database()
+    with bindsearch.init_library(tmp_path / "m.json", other, "milvus://m.db", TINY_IMAGEBIND) as lib:
+        assert lib.info().vectors == f"milvus://{tmp_path / 'm.db'}"
+    with pytest.raises(LibraryError, match="keeps its vectors in Milvus"):
+        bindsearch.init_library(tmp_path / "f.json", other, "faiss://f")
+
+
+def test_unreachable_or_malformed_milvus_is_a_one_line_error(tmp_path, postgres):
+    refused = bindsearch_cli("init", tmp_path / "down.json", "--metadata", postgres.new_database(),
+                             "--vectors", "milvus://127.0.0.1:9", "--space", TINY_IMAGEBIND)
+    assert refused.returncode != 0 and "milvus://127.0.0.1:9" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    assert not (tmp_path / "down.json").exists() and not (tmp_path / "down").exists()  # nothing left behind
+    bad = bindsearch_cli("init", tmp_path / "bad.json", "--metadata", "sqlite:///x.db", "--vectors",
+                         "milvus://host:notaport", "--space", TINY_IMAGEBIND)
+    assert bad.returncode != 0 and "port" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -45,7 +45,7 @@ def test_every_vector_window_tag_and_failure_survives_the_migration(old_library)
     assert _schema(old_library) == 3
     with bindsearch.open_library(old_library) as lib:
         info = lib.info()
-        assert info.schema_version == SCHEMA_VERSION == 4
+        assert info.schema_version == SCHEMA_VERSION == 5
         assert (info.counts, info.windows, info.tags) == (facts["counts"], facts["windows"], facts["tags"])
         assert [f.path for f in info.failed] == facts["failed"]
         for key, expected in vectors.items():
@@ -72,7 +72,12 @@ def test_every_vector_window_tag_and_failure_survives_the_migration(old_library)
     files = sorted(p.name for p in (old_library / "vectors").iterdir())
     assert files == ["audio.f32", "audio.windows.f32", "image.f32"]
     assert not list((old_library / "index").glob("*.faiss"))
-    assert (old_library / "library.sqlite").stat().st_size < (FIXTURE / "lib" / "library.sqlite").stat().st_size
+    with sqlite3.connect(old_library / "library.sqlite") as db:
+        assert db.execute("PRAGMA freelist_count").fetchone()[0] == 0  # compacted: no page left unused
+    # No larger than before but for the pages of the tables schema 5 adds (empty here): the vectors are gone.
+    added_tables = 8 * 4096
+    assert (old_library / "library.sqlite").stat().st_size < (FIXTURE / "lib" / "library.sqlite").stat().st_size \
+        + added_tables
 
 
 def test_a_migrated_library_takes_new_files_and_keeps_the_old_ones(old_library, tmp_path):
@@ -112,3 +117,16 @@ def test_a_migration_that_fails_halfway_leaves_the_old_library_and_is_done_next_
         for key, expected in _expected()[0].items():
             if key.startswith("item:"):
                 assert lib.stored_item_vector(key.split(":")[1])[1].tobytes() == expected.tobytes()
+
+
+def test_a_schema_4_library_gets_the_tables_of_shared_writing(tmp_path, tiny_space):
+    bindsearch.open_library(tmp_path / "lib", tiny_space, create=True).close()
+    with sqlite3.connect(tmp_path / "lib" / "library.sqlite") as db:
+        for table in ("pending_vectors", "writers", "claims"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    with bindsearch.open_library(tmp_path / "lib") as lib:
+        assert lib.info().schema_version == SCHEMA_VERSION == 5
+    with sqlite3.connect(tmp_path / "lib" / "library.sqlite") as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"pending_vectors", "writers", "claims"} <= tables

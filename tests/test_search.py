@@ -1,5 +1,5 @@
 """Searches only a shared space allows: arithmetic, --like, filters, calibration across modalities, dedup, tags;
-each on SQLite and on PostgreSQL metadata."""
+on every pair of metadata (SQLite, PostgreSQL) and vector (files, Milvus Lite) backends."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bindsearch.cli.app import app
-from conftest import METADATA_BACKENDS, library_places
+from conftest import BACKENDS, library_places
 from helpers import REPO, copy_examples, draw_image, write_wav
 from old_schemas import to_schema_3
 from typer.testing import CliRunner
@@ -35,7 +35,7 @@ def space() -> bindsearch.Space:
     return bindsearch.load_space(TINY_IMAGEBIND)
 
 
-@pytest.fixture(scope="module", params=METADATA_BACKENDS)
+@pytest.fixture(scope="module", params=BACKENDS)
 def examples_library(request, tmp_path_factory, space):
     """The example folder (a file of every modality) indexed once for the module's read-only tests."""
     root = tmp_path_factory.mktemp("examples")
@@ -271,7 +271,7 @@ def test_a_schema_2_library_is_migrated_and_its_durations_read_on_the_next_run(t
         db.execute("ALTER TABLE items DROP COLUMN duration")
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     with bindsearch.open_library(lib_path) as lib:
-        assert lib.info().schema_version == SCHEMA_VERSION == 4
+        assert lib.info().schema_version == SCHEMA_VERSION == 5
         assert len(lib.search([QueryTerm.text("x")], k=5)) == 2
         assert lib.search([QueryTerm.text("x")], k=5, filters=Filters(min_duration=1.0)) == []  # not known yet
         report = lib.index([media], workers=0)
@@ -303,3 +303,43 @@ def test_query_output_forms(examples_library):
     assert "calibrated" in table.stdout or "\t" in table.stdout
     both = cli("query", "--text", "x", "--json", "--paths", "--library", lib.location)
     assert both.exit_code == 2 and "choose one of --json and --paths" in both.output
+
+
+def _changing_sound(path: Path, seconds: float, seed: int) -> None:
+    """A recording whose every second sounds different (a tone of its own over noise)."""
+    import soundfile
+
+    rng, rate = np.random.default_rng(seed), 16000
+    t = np.arange(rate) / rate
+    parts = [0.5 * np.sin(2 * np.pi * rng.uniform(150, 3000) * t) + 0.2 * rng.standard_normal(rate)
+             for _ in range(int(seconds))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, np.concatenate(parts).astype(np.float32) / 2, rate, subtype="PCM_16")
+
+
+def test_time_windows_are_searched_and_follow_their_file(place, tmp_path, space):
+    media = tmp_path / "media"
+    _changing_sound(media / "a.wav", 12.0, seed=1)
+    with bindsearch.open_library(place("lib"), space, create=True) as lib:
+        assert lib.index([media], workers=0).windows == {"audio": 4}
+        shutil.copy(media / "a.wav", media / "b.wav")  # a copy gets the windows of its content, unembedded
+        report = lib.index([media], workers=0)
+        assert (report.added, report.embedded, report.windows) == (1, 0, {})
+        item = lib.stored_item_vector(str(media / "a.wav"))[0][0]
+        windows = lib.windows_of(item)
+        assert [(s, e) for s, e, _ in windows] == [(0.0, 6.0), (2.0, 8.0), (4.0, 10.0), (6.0, 12.0)]
+        for start, end, vector in windows:  # a moment of each copy, around the window searched for
+            moments = lib.search(vector, targets=["audio"], k=8, windows=True)
+            assert {m.path for m in moments} == {str(media / "a.wav"), str(media / "b.wav")}
+            for m in moments:
+                assert m.score == pytest.approx(1.0, abs=1e-5) and m.start <= start < end <= m.end
+        _changing_sound(media / "a.wav", 16.0, seed=2)  # changed: new windows in place of the old
+        (media / "b.wav").unlink()
+        report = lib.index([media], workers=0)
+        assert (report.updated, report.removed, report.windows) == (1, 1, {"audio": 6})
+        assert lib.info().windows == {"audio": 6}
+        assert lib.vector_index(Modality.AUDIO, windows=True).size == 6
+        moments = lib.search([QueryTerm.file("audio", media / "a.wav")], targets=["audio"], k=20, windows=True)
+        assert {m.path for m in moments} == {str(media / "a.wav")}  # the copy's windows went with it
+    with bindsearch.open_library(place("lib")) as lib:
+        assert lib.vector_index(Modality.AUDIO, windows=True).size == 6

@@ -115,6 +115,7 @@ def _pymilvus() -> Any:
                          "pip install 'bindsearch[milvus]'") from None
     # pymilvus logs every failed call with a traceback; its errors reach the user here, once, as one line.
     logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)
+    logging.getLogger("pymilvus").setLevel(logging.ERROR)  # (its notices, "use client-side ts instead")
     return pymilvus
 
 

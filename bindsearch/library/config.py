@@ -5,8 +5,11 @@ file naming a metadata database and a vector store, which ``bindsearch init`` wr
      "space": "imagebind-huge"}
 
 ``metadata`` is a SQLAlchemy URL (SQLite or PostgreSQL); ``vectors`` says where the vectors and indexes are
-kept: ``faiss:///folder`` (a local folder of vector files and FAISS indexes). Relative paths in the file are
-relative to the file's own folder, so a library's folder and its file can move together.
+kept: ``faiss:///folder`` (a local folder of vector files and FAISS indexes), ``milvus:///path/file.db``
+(Milvus Lite, embedded) or ``milvus://host:19530`` / ``http://host:19530`` (a Milvus server). Relative paths
+in the file are relative to the file's own folder, so a library's folder and its file can move together.
+A Milvus library keeps this machine's own files of it (notes of files being read, a server's record, image
+thumbnails) in a folder named after the file (``media/`` beside ``media.json``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .database import shown_url
 CONFIG_FORMAT = 1
 CONFIG_SUFFIX = ".json"
 _KEYS = {"bindsearch_library", "metadata", "vectors", "space"}
-_VECTOR_SCHEMES = ("faiss",)
+_VECTOR_SCHEMES = ("faiss", "milvus", "http", "https")
 
 
 @dataclass(frozen=True)
@@ -36,14 +39,29 @@ class LibraryConfig:
     space: str | None = None
 
     @property
+    def milvus(self) -> str | None:
+        """The Milvus URI of the vector store (a relative Lite file made absolute), or None for a folder."""
+        return milvus_uri(self.vectors, self.file.parent)
+
+    @property
     def folder(self) -> Path:
-        """The folder of the vector files and indexes (and of the writer's lock)."""
+        """The folder of the vector files and indexes (and of the writer's lock); for a Milvus library, this
+        machine's folder of it."""
+        if self.milvus is not None:
+            return Path(os.path.abspath(self.file.with_suffix("")))
         return vector_folder(self.vectors, self.file.parent)
 
     @property
     def shown(self) -> str:
         """The library as messages name it."""
         return f"{self.file} (metadata {shown_url(self.metadata)}, vectors {self.vectors})"
+
+    def local_paths(self) -> list[Path]:
+        """What the library keeps on this machine: its folder, and its SQLite file if it has one."""
+        paths = [self.folder]
+        if self.metadata.startswith("sqlite:///"):
+            paths.append(Path(self.metadata[len("sqlite:///") :].partition("?")[0]))
+        return paths
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"bindsearch_library": CONFIG_FORMAT, "metadata": self.metadata,
@@ -84,7 +102,10 @@ def read_config(path: Path) -> LibraryConfig:
     if space is not None and not isinstance(space, str):
         raise LibraryError(f"library file {path}: \"space\" must be a space name or file")
     config = LibraryConfig(path.absolute(), metadata_url(data["metadata"], path.parent), data["vectors"], space)
-    config.folder  # noqa: B018  (refuses a vector store it cannot use, here, naming the file)
+    try:
+        config.folder  # noqa: B018  (refuses a vector store it cannot use, here, naming the file)
+    except UsageError as exc:
+        raise LibraryError(f"library file {path}: {exc}") from None
     return config
 
 
@@ -92,7 +113,8 @@ def write_config(path: Path, metadata: str, vectors: str, space: str | None = No
     """Write a library file (refusing to replace one); the config it holds."""
     if path.suffix.lower() != CONFIG_SUFFIX:
         raise UsageError(f"a library file's name ends in {CONFIG_SUFFIX}, not {path.name!r}")
-    vector_folder(vectors, path.parent)  # a vector store it cannot use is refused before anything is written
+    if milvus_uri(vectors, path.parent) is None:  # a vector store it cannot use is refused before any write
+        vector_folder(vectors, path.parent)
     config = LibraryConfig(path.absolute(), metadata, vectors, space)
     text = json.dumps(config.to_json(), indent=2) + "\n"
     try:
@@ -124,6 +146,21 @@ def metadata_url(url: str, base: Path) -> str:
     return url
 
 
+def milvus_uri(uri: str, base: Path) -> str | None:
+    """A Milvus vector store URI, checked (``milvus://name.db``, relative, made absolute against ``base``);
+    None for another kind of store."""
+    text = uri.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in ("milvus", "http", "https"):
+        return None
+    if scheme == "milvus" and rest.endswith(".db") and not rest.startswith("/"):
+        text = f"milvus://{os.path.abspath(base / rest)}"
+    from ..ann.milvus import parse_uri
+
+    parse_uri(text)  # (a UsageError naming the URI when it is not one)
+    return text
+
+
 def vector_folder(uri: str, base: Path) -> Path:
     """The folder a ``faiss:`` vector store URI names (relative ones against ``base``); LibraryError for
     another kind of store."""
@@ -131,7 +168,10 @@ def vector_folder(uri: str, base: Path) -> Path:
     if not sep:
         scheme, rest = "faiss", uri.strip()  # a bare path: a local folder
     if scheme not in _VECTOR_SCHEMES:
-        raise LibraryError(f"vector store {uri!r}: unknown kind {scheme!r} (faiss:///folder)")
+        raise LibraryError(f"vector store {uri!r}: unknown kind {scheme!r} (faiss:///folder, "
+                           "milvus:///path/file.db or milvus://host:19530)")
+    if milvus_uri(uri, base) is not None:
+        raise LibraryError(f"vector store {uri!r} is a Milvus, not a folder")
     if rest.startswith("/"):
         folder = Path(rest)
     else:

@@ -79,6 +79,9 @@ class IndexManager:
         if key not in self.loaded:
             generation, build = self.counters(key)
             slots = self.slot_map(key)
+            if getattr(self.library.vectors, "shared", False):  # searched where it is kept: nothing to build
+                self.loaded[key] = LoadedIndex(self.library.vectors.index(key, slots), slots, generation, build)
+                return self.loaded[key]
             index, built = self.builder.load(key, slots, built_before=build > 0)
             self.apply_drops(key, index)
             self.loaded[key] = LoadedIndex(index, slots, generation, build if built is None else built)
@@ -125,6 +128,10 @@ class IndexManager:
         gone, changed = entry.slots.changes(newer)
         if gone.size + changed.size > _RELOAD_SHARE * max(entry.index.size, 1):
             self.forget(key)
+            return
+        if getattr(entry.index, "shared", False):  # (other writers' vectors are in the collection already)
+            entry.slots.assign(newer)
+            entry.generation, entry.sample = generation, None
             return
         try:
             entry.index.remove(gone)

@@ -130,9 +130,17 @@ def _mark_unmovable(cursor: object, ids: list[int], windows: bool, reason: str) 
     cursor.executemany("DELETE FROM windows WHERE item_id = ?", [(int(i),) for i in ids])  # type: ignore[attr-defined]
 
 
+def _add_shared_write_tables(conn: Connection, folder: str) -> None:
+    """4 -> 5: the tables of libraries that several processes write at once (vectors still to be made in
+    another store, index runs and the files they claimed); empty in a library folder."""
+    from .schema import SHARED_WRITE_TABLES, Base
+
+    Base.metadata.create_all(conn, tables=list(SHARED_WRITE_TABLES))
+
+
 # MIGRATIONS[n] upgrades a library from schema n to n + 1, inside one transaction.
 MIGRATIONS: dict[int, Callable[[Connection, str], None]] = {
-    1: _add_windows, 2: _add_tags_and_durations, 3: _vectors_to_files,
+    1: _add_windows, 2: _add_tags_and_durations, 3: _vectors_to_files, 4: _add_shared_write_tables,
 }
 
 

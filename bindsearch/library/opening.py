@@ -6,6 +6,7 @@ import glob
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -21,7 +22,7 @@ from ..processes import process_alive
 from ..spaces import Space, load_space
 from ..windows import WindowSettings
 from .config import LibraryConfig, is_config_path, read_config
-from .database import read_only_engine, sql_reason, sqlite_engine, url_engine
+from .database import read_only_engine, shown_url, sql_reason, sqlite_engine, url_engine
 from .disk_space import disk_full_message, disk_is_full
 from .lock import WriterLock
 from .migrations import migrate, reclaim_vector_space
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from .store import LibraryStore
 
 L = TypeVar("L", bound="LibraryStore")
+
+VECTORS_KEY = "vector_store"  # the kind of vector store a library's metadata goes with: "faiss" or "milvus"
 
 log = logging.getLogger("bindsearch")
 
@@ -66,6 +69,10 @@ def open_library(
         engine, meta = _open_database(config, create)
         if meta is None:
             return create_in_database(cls, config, engine, load_space(space))
+        try:  # (this machine's folder of a library whose vectors live elsewhere: made on first use)
+            config.folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
         folder, read_only, location = config.folder, why_read_only(config.folder, None), config.file
         db_path = None
     else:
@@ -83,7 +90,8 @@ def open_library(
         engine.dispose()
         raise LibraryError(f"{db_path or folder} is not a bindsearch library (it records no space)")
     library = cls(folder, engine, meta, None, read_only, location)
-    library.metadata_url = config.metadata if location != folder else None
+    if location != folder:
+        _attach(library, config)
     if read_only:
         log.warning("library %s is read-only (%s): it can be searched, not changed; "
                     "indexes rebuilt from it are kept in memory only", folder, read_only)
@@ -167,6 +175,11 @@ def _open_database(config: LibraryConfig, create: bool) -> tuple[Engine, dict[st
                 return engine, None
             raise LibraryError(f"no library in {config.shown} yet (index some files to create one)")
         meta = _migrated_meta(engine, config.shown, None, config.folder)
+        kind = "milvus" if config.milvus is not None else "faiss"
+        if meta.get(VECTORS_KEY, "faiss") != kind:  # (a library made before this key kept its vectors in files)
+            raise LibraryError(f"the library in {shown_url(config.metadata)} keeps its vectors in "
+                               f"{'Milvus' if kind == 'faiss' else 'a folder of vector files'}, not in "
+                               f"{config.vectors}: name its own vector store in {config.file}")
     except (DatabaseError, OperationalError, InterfaceError) as exc:
         engine.dispose()
         if disk_is_full(exc, config.folder):
@@ -186,7 +199,18 @@ def create_in_database(cls: type[L], config: LibraryConfig, engine: Engine, spac
     except OSError as exc:
         engine.dispose()
         raise LibraryError(f"cannot create the vector folder {config.folder}: {exc.strerror or exc}") from None
-    meta = _new_meta(space)
+    meta = {**_new_meta(space), VECTORS_KEY: "milvus" if config.milvus is not None else "faiss"}
+    if config.milvus is not None:  # a Milvus that cannot be reached is said before the database is written
+        from .milvus_vectors import MilvusVectors
+
+        probe = MilvusVectors(config.milvus, f"bs_{meta['library_id']}", space.dim, engine, config.folder)
+        try:
+            probe.check()
+        except BaseException:
+            engine.dispose()
+            raise
+        finally:
+            probe.close()
     try:
         with engine.begin() as conn:  # (PostgreSQL makes tables in a transaction: all or nothing)
             Base.metadata.create_all(conn)
@@ -200,8 +224,24 @@ def create_in_database(cls: type[L], config: LibraryConfig, engine: Engine, spac
             return open_library(cls, config.file, space)
         raise LibraryError(f"cannot create library {config.shown}: {sql_reason(exc)}") from None
     library = cls(config.folder, engine, meta, space, location=config.file)
-    library.metadata_url = config.metadata
+    _attach(library, config)
     return library
+
+
+def _attach(library: LibraryStore, config: LibraryConfig) -> None:
+    """What a library file adds to an open library: its database's URL, and its vectors where they are
+    kept elsewhere (Milvus)."""
+    library.metadata_url = config.metadata
+    if config.milvus is not None:
+        from .milvus_vectors import MilvusVectors
+
+        if "library_id" not in library._meta:
+            library._engine.dispose()
+            raise LibraryError(f"library {config.shown} has no library id to name its Milvus collections: "
+                               "it was made for vectors in a folder")
+        library.vectors.close()
+        library.vectors = MilvusVectors(config.milvus, f"bs_{library._meta['library_id']}", library.dim,
+                                        library._engine, config.folder)
 
 
 def inspect_has_meta(config: LibraryConfig) -> bool:
@@ -216,6 +256,7 @@ def inspect_has_meta(config: LibraryConfig) -> bool:
 
 def _new_meta(space: Space) -> dict[str, str]:
     return {
+        "library_id": secrets.token_hex(6),  # (names its collections in a vector store it may share)
         "schema_version": str(SCHEMA_VERSION),
         "space_spec": json.dumps(space.spec, sort_keys=True),
         "space_name": space.name,
@@ -283,10 +324,18 @@ def _rebind(library: LibraryStore, space: Space) -> None:
             conn.execute(update(Meta).where(Meta.key == key).values(value=value))
     for old in glob.glob(str(library.path / INDEX_DIR / "*")) + glob.glob(str(library.path / VECTOR_DIR / "*")):
         os.unlink(old)
-    library.vectors.close()
     library.indexes.loaded.clear()
     library._meta.update(values)
-    library.vectors = VectorStores(library.path, space.dim)
+    if getattr(library.vectors, "shared", False):  # (collections of the old dimension: made anew when used)
+        from .milvus_vectors import MilvusVectors
+
+        old_store = library.vectors
+        old_store.drop_all()
+        library.vectors = MilvusVectors(old_store.uri, old_store.prefix, space.dim, library._engine,
+                                        old_store.folder)
+    else:
+        library.vectors.close()
+        library.vectors = VectorStores(library.path, space.dim)
     library._space = space
     log.info("library %s held no vectors yet: it now uses space %s", library.path, space.name)
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump when the tables change, and add a step to MIGRATIONS in migrations.py.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -130,6 +130,45 @@ class Tag(Base):
     tag: Mapped[str] = mapped_column(Text, primary_key=True)
 
 
+class PendingVector(Base):
+    """A committed change not yet made in a vector store that lives elsewhere (Milvus): a vector to write
+    (``vector`` its little-endian float32 bytes) or, with ``vector`` NULL, one to delete. Written in the
+    transaction of the rows it belongs to, made in the store after that commits, then deleted: a process
+    killed in between leaves it here, and the next writer makes it (``outbox``)."""
+
+    __tablename__ = "pending_vectors"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    seq: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=True)
+    index: Mapped[str] = mapped_column(String(64))  # index_name: "image", "audio.windows"
+    vector_id: Mapped[int] = mapped_column(Int64)  # an item id, or a window id
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class Writer(Base):
+    """An index run writing a library that several runs may write at once: its heartbeat keeps its claims."""
+
+    __tablename__ = "writers"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)  # host:pid:random
+    heartbeat: Mapped[float] = mapped_column(Float)  # unix time of its last sign of life
+
+
+class Claim(Base):
+    """A file an index run is reading and embedding: no other run takes it while its owner's heartbeat is
+    fresh (``indexer.claims``)."""
+
+    __tablename__ = "claims"
+
+    path: Mapped[str] = mapped_column(FsPath, primary_key=True)
+    modality: Mapped[str] = mapped_column(String(16), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+
+
+# Tables added by schema 5, for libraries written by several processes or machines at once.
+SHARED_WRITE_TABLES = (PendingVector.__table__, Writer.__table__, Claim.__table__)
+
+
 def set_meta(conn: Any, key: str, value: str) -> None:
     """Set the meta table's ``key`` to ``value`` (a row made if new), inside the caller's transaction."""
     from sqlalchemy import select, update
@@ -142,12 +181,12 @@ def set_meta(conn: Any, key: str, value: str) -> None:
 
 def bump_counter(conn: Any, key: str) -> int:
     """Add one to the counter ``key`` of the meta table (created at 1), inside the caller's transaction;
-    the new value."""
-    from sqlalchemy import select, update
+    the new value. One UPDATE, so that writers committing at once (PostgreSQL) each count."""
+    from sqlalchemy import select, text
 
-    current = conn.execute(select(Meta.value).where(Meta.key == key)).scalar()
-    if current is None:
+    changed = conn.execute(text("UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = :key"),
+                           {"key": key}).rowcount
+    if not changed:
         conn.execute(Meta.__table__.insert().values(key=key, value="1"))
         return 1
-    conn.execute(update(Meta).where(Meta.key == key).values(value=str(int(current) + 1)))
-    return int(current) + 1
+    return int(conn.execute(select(Meta.value).where(Meta.key == key)).scalar())

@@ -52,6 +52,14 @@ log = logging.getLogger("bindsearch")
 S = TypeVar("S", bound="LibraryStore")
 
 
+class _NoLock:
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
 class LibraryStore(ItemStore):
     """A searchable collection of embedded media; open it with ``open``.
 
@@ -323,7 +331,7 @@ class LibraryStore(ItemStore):
         return LibraryInfo(
             path=str(self.location),
             metadata=None if self.metadata_url is None else shown_url(self.metadata_url),
-            vectors=None if self.metadata_url is None else str(self.path),
+            vectors=None if self.metadata_url is None else getattr(self.vectors, "uri", str(self.path)),
             space=self.space_name,
             fingerprint=self.fingerprint,
             dim=self.dim,
@@ -379,9 +387,14 @@ class LibraryStore(ItemStore):
         (LibraryError) for one whose database SQLite's quick check finds damaged.
         """
         self._refuse_if_read_only("index, remove or change its items")
-        lock = WriterLock(str(self.path / LOCK_FILE), str(self.path))
+        shared = getattr(self.vectors, "shared", False)
+        # Vectors kept elsewhere (Milvus) may be written by several processes at once: no lock, and what a
+        # writer killed after its commit left to make in the vector store is made first.
+        lock = _NoLock() if shared else WriterLock(str(self.path / LOCK_FILE), str(self.path))
         lock.acquire()
         try:
+            if shared:
+                self.vectors.flush()
             self.check_damage()
             self.refresh()  # what was loaded before the lock may be older than what other writers committed
             with self._engine.connect() as conn:
@@ -396,7 +409,7 @@ class LibraryStore(ItemStore):
                 "run the command again"
             )
         # Left by a process killed while saving an index or compacting a vector file.
-        for stale in glob.glob(str(self.path / INDEX_DIR / ".tmp-*")) + glob.glob(
+        for stale in [] if shared else glob.glob(str(self.path / INDEX_DIR / ".tmp-*")) + glob.glob(
                 str(self.path / VECTOR_DIR / ".*.tmp-*")):
             try:
                 os.unlink(stale)

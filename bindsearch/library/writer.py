@@ -18,11 +18,13 @@ from sqlalchemy import delete, select, update
 from ..errors import UnusableVectorFile
 from ..modality import Modality
 from ..windows import WINDOWED
+from . import outbox
 from .database import cursor_of
 from .records import generation_key
 from .row_writes import add_tags, delete_windows_of, existing_items, insert_items, insert_windows, update_items
 from .schema import STATUS_FAILED, STATUS_OK, Item, Tag, Window, bump_counter
 from .soundness import unusable_problem, vector_file_unusable
+from .vector_files import ROW_DTYPE, row_crcs
 
 if TYPE_CHECKING:
     from .store import LibraryStore
@@ -129,10 +131,19 @@ class LibraryWriter:
                     conn.execute(delete(Item).where(Item.id == item_id))
                     if status == STATUS_OK:
                         changes.remove((modality, False), [item_id])
+            shared = getattr(lib.vectors, "shared", False)
+            if shared:
+                changes.slots_are_ids()
+                for key in changes.touched:
+                    removed, ids, vectors, _, _ = changes.of(key, lib.dim)
+                    set_slots_to_ids(cursor, key[1], ids)
+                    outbox.stage(conn, key, removed, ids, vectors)
             cursor.close()
             generations = {key: _bump_generation(conn, *key) for key in changes.touched}
         self._ops.clear()
         self._dirty.update(changes.touched)
+        if shared:
+            lib.vectors.flush()
         for key in changes.touched:
             lib.indexes.apply(key, generations[key], *changes.of(key, lib.dim))
         if time.monotonic() - self._saved_at > self.MAINTAIN_EVERY_S:
@@ -157,7 +168,11 @@ class LibraryWriter:
 
     def _append(self, key: tuple[Modality, bool], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Append to an index's vector file; one that cannot be used any more is replaced first (what it
-        held is lost anyway: its items are marked failed, see ``soundness.vector_file_unusable``)."""
+        held is lost anyway: its items are marked failed, see ``soundness.vector_file_unusable``). A vector
+        store elsewhere (Milvus) is written after the commit, by id: no slot yet (-1), the CRC-32s now."""
+        if getattr(self.library.vectors, "shared", False):
+            rows = np.ascontiguousarray(vectors, dtype=ROW_DTYPE)
+            return np.full(rows.shape[0], -1, np.int64), row_crcs(rows).astype(np.int64)
         try:
             return self.library.vectors.append(key, vectors)
         except UnusableVectorFile as exc:
@@ -230,9 +245,19 @@ class LibraryWriter:
                 if modality in WINDOWED:
                     removed[windowed] = delete_windows_of(cursor, [int(ids[j]) for j in replaced])
             add_tags(cursor, [(int(i), t) for i, ts in zip(ids, tag_lists) for t in ts])
+            shared = getattr(lib.vectors, "shared", False)
+            if shared:
+                slots = ids.copy()
+                set_slots_to_ids(cursor, False, ids)
+                outbox.stage(conn, whole, np.array(removed.get(whole, []), dtype=np.int64), ids, vectors)
+                if removed.get(windowed):
+                    outbox.stage(conn, windowed, np.array(removed[windowed], dtype=np.int64), slots[:0],
+                                 vectors[:0])
             cursor.close()
             touched = {whole} | {key for key, gone in removed.items() if gone}
             generations = {key: _bump_generation(conn, *key) for key in touched}
+        if shared:
+            lib.vectors.flush()
         self._dirty.update(touched)
         nothing = np.zeros(0, np.int64)
         for key in touched:
@@ -267,6 +292,11 @@ class _IndexChanges:
                 gone = set(ids)
                 self.adds[key] = [a for a in self.adds[key] if a[0] not in gone]
 
+    def slots_are_ids(self) -> None:
+        """Every vector's slot is its id (a vector store that keeps vectors by id)."""
+        for key, adds in self.adds.items():
+            self.adds[key] = [(vector_id, vector, vector_id, crc) for vector_id, vector, _, crc in adds]
+
     def of(self, key: tuple[Modality, bool], dim: int
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(ids removed, ids added, their vectors, slots and CRC-32s) of one index. An id removed and then
@@ -282,6 +312,13 @@ class _IndexChanges:
         return (removed, np.array([a[0] for a in kept], dtype=np.int64),
                 np.stack([np.asarray(a[1], dtype=np.float32).reshape(-1) for a in kept]),
                 np.array([a[2] for a in kept], dtype=np.int64), np.array([a[3] for a in kept], dtype=np.int64))
+
+
+def set_slots_to_ids(cursor: Any, windows: bool, ids: np.ndarray) -> None:
+    """Point the rows of ``ids`` (items, or windows) at themselves: their vector is kept under their id."""
+    if ids.size:
+        table = Window.__tablename__ if windows else Item.__tablename__
+        cursor.executemany(f"UPDATE {table} SET slot = ? WHERE id = ?", [(int(i), int(i)) for i in ids.tolist()])
 
 
 def _put_runs(ops: Sequence[tuple[str, tuple[Any, ...]]]) -> dict[int, int]:
