@@ -148,3 +148,22 @@ def test_unreachable_or_malformed_milvus_is_a_one_line_error(tmp_path, postgres)
     bad = bindsearch_cli("init", tmp_path / "bad.json", "--metadata", "sqlite:///x.db", "--vectors",
                          "milvus://host:notaport", "--space", TINY_IMAGEBIND)
     assert bad.returncode != 0 and "port" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_milvus_lite_file_open_in_another_process_is_said_so(tmp_path):
+    made = bindsearch_cli("init", tmp_path / "m.json", "--metadata", "sqlite:///meta.db", "--vectors", "milvus://v.db",
+                          "--space", TINY_IMAGEBIND)  # (in a process of its own: Milvus Lite keeps a file it opened)
+    assert made.returncode == 0, made.stderr
+    indexed = bindsearch_cli("index", copy_examples(tmp_path / "media"), "--library", tmp_path / "m.json")
+    assert indexed.returncode == 0, indexed.stderr
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pymilvus import MilvusClient; "
+                               f"MilvusClient({str(tmp_path / 'v.db')!r}); print('open', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = bindsearch_cli("query", "--text", "x", "--no-server", "--library", tmp_path / "m.json")
+        assert result.returncode != 0 and "is open in another process" in result.stderr, result.stderr
+        assert "milvus-lite server" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    finally:
+        holder.kill()
+        holder.wait()

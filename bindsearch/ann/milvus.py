@@ -116,6 +116,7 @@ def _pymilvus() -> Any:
     # pymilvus logs every failed call with a traceback; its errors reach the user here, once, as one line.
     logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)
     logging.getLogger("pymilvus").setLevel(logging.ERROR)  # (its notices, "use client-side ts instead")
+    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # (a traceback for a file in use: said here)
     return pymilvus
 
 
@@ -167,6 +168,10 @@ class MilvusIndex(VectorIndex):
         try:
             return pymilvus.MilvusClient(address, token=token or "", timeout=self.timeout)
         except Exception as exc:
+            if self.target.kind == "lite" and _locked_by_another_process(address):
+                raise LibraryError(f"{self.uri} is open in another process (a Milvus Lite file is one process's: "
+                                   "for several, serve it with `milvus-lite server --data-dir FILE --port N` and "
+                                   "name milvus://127.0.0.1:N instead)") from None
             raise LibraryError(f"{self.uri}: cannot reach Milvus: {_reason(exc)}") from None
 
     def _open_collection(self) -> None:
@@ -414,6 +419,23 @@ class MilvusIndex(VectorIndex):
         exact = self.index_type == "FLAT"
         return IndexStats(kind=self.kind, size=self.size, built_at=None, expected_recall=1.0 if exact else None,
                           tail=0, removed=0)
+
+
+def _locked_by_another_process(path: str) -> bool:
+    """Whether the Milvus Lite data at ``path`` is held by another process (it locks its folder's lock file)."""
+    import fcntl
+
+    for name in ("LOCK",):  # (Milvus Lite 3: an exclusive flock on it while open)
+        candidate = os.path.join(path, name)
+        if not os.path.isfile(candidate):
+            continue
+        try:
+            with open(candidate, "rb") as f:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(f, fcntl.LOCK_UN)
+        except OSError:
+            return True
+    return False
 
 
 def _in_expression(ids: np.ndarray) -> str:
