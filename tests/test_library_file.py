@@ -38,7 +38,7 @@ def test_init_then_index_query_and_info_through_the_file(tmp_path, postgres):
     indexed = bindsearch_cli("index", media, "--library", tmp_path / "media.json", "--workers", "0")
     assert indexed.returncode == 0, indexed.stderr
     # The rows are in PostgreSQL, the vectors in the folder, and no SQLite file anywhere.
-    with psycopg.connect(url.replace("postgresql://", "postgresql://", 1)) as conn:
+    with psycopg.connect(url) as conn:
         items = conn.execute("SELECT count(*) FROM items WHERE status = 'ok'").fetchone()[0]
     assert items > 5 and list((tmp_path / "vectors" / "vectors").glob("*.f32"))
     assert not list(tmp_path.rglob("*.sqlite"))
@@ -167,3 +167,19 @@ def test_a_milvus_lite_file_open_in_another_process_is_said_so(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_schema_4_library_in_postgresql_is_migrated(tmp_path, postgres):
+    url = postgres.new_database()
+    with bindsearch.init_library(tmp_path / "lib.json", url, "faiss://v", TINY_IMAGEBIND) as lib:
+        lib.index([copy_examples(tmp_path / "media")], workers=0)
+        count = sum(lib.counts().values())
+    with psycopg.connect(url) as conn:
+        for table in ("pending_vectors", "writers", "claims"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    with bindsearch.open_library(tmp_path / "lib.json") as lib:
+        assert lib.info().schema_version == 5 and sum(lib.counts().values()) == count
+    with psycopg.connect(url) as conn:
+        tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert {"pending_vectors", "writers", "claims", "items", "windows", "tags", "meta"} <= tables
