@@ -4,6 +4,7 @@ and write through, the same SQL on either."""
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -148,6 +149,20 @@ def raw_cursor(engine: Engine) -> Iterator[Cursor]:
             cursor.close()
     finally:
         raw.close()
+
+
+def database_bytes(engine: Engine, metadata_url: str | None) -> int:
+    """What a library's metadata takes outside its folder: a SQLite file a library file names, or its tables
+    in a database server (0 for the SQLite file of a library folder, counted with the folder's files)."""
+    if engine.dialect.name == "sqlite" and metadata_url is not None:
+        database = metadata_url[len("sqlite:///") :].partition("?")[0]
+        return sum(os.path.getsize(p) for p in (database, f"{database}-wal") if os.path.exists(p))
+    if engine.dialect.name != "postgresql":
+        return 0
+    tables = ["items", "windows", "tags", "meta", "pending_vectors", "writers", "claims"]
+    with raw_cursor(engine) as cursor:
+        return int(cursor.execute("SELECT " + " + ".join("coalesce(pg_total_relation_size(to_regclass(?)), 0)"
+                                                         for _ in tables), tables).fetchone()[0])
 
 
 def read_only_engine(db_path: Path) -> Engine:

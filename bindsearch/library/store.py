@@ -29,7 +29,7 @@ from ..modality import BUILTIN_MODALITIES, Modality
 from ..spaces import Space
 from ..spaces.registry import space_from_spec
 from ..windows import WINDOWED, WindowSettings
-from .database import is_sqlite, raw_cursor, shown_url, sql_reason
+from .database import database_bytes, is_sqlite, shown_url, sql_reason
 from .disk_space import disk_full_message, disk_is_full
 from .integrity import damaged, refuse_if_damaged
 from .item_store import ItemStore
@@ -307,18 +307,6 @@ class LibraryStore(ItemStore):
         except DatabaseError as exc:
             raise damaged(str(self.path), sql_reason(exc)) from None
 
-    def _database_bytes(self) -> int:
-        """What the metadata takes in a database server (a SQLite file is counted with the folder's files)."""
-        if self._engine.dialect.name == "sqlite" and self.metadata_url is not None:
-            database = self.metadata_url[len("sqlite:///"):].partition("?")[0]
-            return sum(os.path.getsize(p) for p in (database, f"{database}-wal") if os.path.exists(p))
-        if self._engine.dialect.name != "postgresql":
-            return 0
-        with raw_cursor(self._engine) as cursor:
-            tables = [Item.__tablename__, Window.__tablename__, "tags", Meta.__tablename__]
-            return int(cursor.execute("SELECT " + " + ".join("pg_total_relation_size(?)" for _ in tables),
-                                      tables).fetchone()[0])
-
     def _info(self, max_failed: int | None) -> LibraryInfo:
         from .precisions import read_precisions
         from .tags import tag_counts
@@ -327,7 +315,8 @@ class LibraryStore(ItemStore):
         with self._engine.connect() as conn:
             tags = tag_counts(conn)
             precisions = read_precisions(conn)
-        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()) + self._database_bytes()
+        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        size += database_bytes(self._engine, self.metadata_url)
         return LibraryInfo(
             path=str(self.location),
             metadata=None if self.metadata_url is None else shown_url(self.metadata_url),
