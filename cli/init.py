@@ -24,7 +24,8 @@ def init(
     vectors: Annotated[
         str,
         typer.Option("--vectors", metavar="URI", show_default=False,
-                     help="Where vectors and indexes live: faiss:///folder (a local folder)."),
+                     help="Where vectors live: faiss:///folder (vector files and FAISS indexes in a local "
+                          "folder), milvus:///path/file.db (Milvus Lite) or milvus://host:19530 (a Milvus server)."),
     ],
     space: SpaceOption = None,
 ) -> None:
@@ -33,7 +34,8 @@ def init(
     Example: bindsearch init media.json --metadata postgresql://me@db-host/media --vectors faiss:///data/media
 
     Every command then takes the file as --library media.json (or BINDSEARCH_LIBRARY=media.json). A
-    database that holds a library already is joined, not replaced.
+    database that holds a library already is joined, not replaced. With vectors in a Milvus server, index
+    runs on several machines may write the library at once.
     """
     with bindsearch.init_library(file, metadata, vectors, space) as lib:
         details = lib.info(max_failed=0)
