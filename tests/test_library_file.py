@@ -144,7 +144,7 @@ def test_unreachable_or_malformed_milvus_is_a_one_line_error(tmp_path, postgres)
                              "--vectors", "milvus://127.0.0.1:9", "--space", TINY_IMAGEBIND)
     assert refused.returncode != 0 and "milvus://127.0.0.1:9" in refused.stderr, refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
-    assert not (tmp_path / "down.json").exists() and not (tmp_path / "down").exists()  # nothing left behind
+    assert not (tmp_path / "down.json").exists() and not (tmp_path / ".down.json.d").exists()  # none left behind
     bad = bindsearch_cli("init", tmp_path / "bad.json", "--metadata", "sqlite:///x.db", "--vectors",
                          "milvus://host:notaport", "--space", TINY_IMAGEBIND)
     assert bad.returncode != 0 and "port" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -9,7 +9,8 @@ kept: ``faiss:///folder`` (a local folder of vector files and FAISS indexes), ``
 (Milvus Lite, embedded) or ``milvus://host:19530`` / ``http://host:19530`` (a Milvus server). Relative paths
 in the file are relative to the file's own folder, so a library's folder and its file can move together.
 A Milvus library keeps this machine's own files of it (notes of files being read, a server's record, image
-thumbnails) in a folder named after the file (``media/`` beside ``media.json``).
+thumbnails) in a hidden folder named after the file (``.media.json.d/`` beside ``media.json``): hidden, so
+that a scan of the folder the file lies in never takes it for media, nor it for a folder of media.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class LibraryConfig:
         """The folder of the vector files and indexes (and of the writer's lock); for a Milvus library, this
         machine's folder of it."""
         if self.milvus is not None:
-            return Path(os.path.abspath(self.file.with_suffix("")))
+            return Path(os.path.abspath(self.file.with_name(f".{self.file.name}.d")))
         return vector_folder(self.vectors, self.file.parent)
 
     @property
