@@ -58,9 +58,9 @@ def serve(
     # The CLI on this machine finds the server through this file; with no token of the server's own, it
     # gets one that the server accepts but does not ask for.
     record = write_record(lib.path, ServerRecord(url=url, pid=os.getpid(), token=settings.token or new_token(),
-                                                 library=str(lib.path)))
+                                                 library=str(lib.location)))
     link = f"{url}?token={settings.token}" if settings.token else url
-    err.print(f"serving library {lib.path} at [bold]{link}[/] (API docs at {url}docs); Ctrl+C stops")
+    err.print(f"serving library {lib.location} at [bold]{link}[/] (API docs at {url}docs); Ctrl+C stops")
     if open_browser:
         webbrowser.open(link)
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,

@@ -56,7 +56,7 @@ def create_app(settings: ServerSettings, library: Library | None = None) -> Fast
 
     @app.get("/api/server", summary="Which library and space this server serves (cheap: no database work)")
     def server(state: State) -> dict[str, Any]:
-        return {"library": str(state.library.path), "space": state.library.space_name, "version": __version__}
+        return {"library": str(state.library.location), "space": state.library.space_name, "version": __version__}
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
