@@ -12,6 +12,7 @@ the searchable view of one collection that the index manager uses instead of bui
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,11 +58,12 @@ class MilvusVectors:
     def collection(self, key: Key):  # -> MilvusIndex
         found = self._collections.get(key)
         if found is None:
-            from ..ann.milvus import MilvusIndex
+            from ..ann.milvus import TOKEN_VARIABLE, MilvusIndex
 
             index_type = _LITE_INDEX if self.target.kind == "lite" else None
             found = self._collections[key] = MilvusIndex(self.uri, collection_name(self.prefix, key), self.dim,
-                                                         index_type=index_type)
+                                                         index_type=index_type,
+                                                         token=os.environ.get(TOKEN_VARIABLE))
         return found
 
     def check(self) -> None:
