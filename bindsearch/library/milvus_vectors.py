@@ -36,6 +36,15 @@ _CHUNK = 4096  # vectors fetched per request of ``chunks``
 _LITE_INDEX = "FLAT"
 
 
+def fetch_limit(rows: int, floor: int) -> int:
+    """Up to how many allowed ids a search fetches their vectors and scores them here, rather than filtering in
+    Milvus, for a collection of ``rows``: a fetch costs about 0.2 ms an id, a filtered search a walk over every
+    row, about 0.5 µs each (Milvus Lite, 1024 dims: 1 000 ids fetched 193 ms, filtered 482 ms at 1M rows;
+    100 fetched 22 ms, filtered 43 ms at 50k), so the two cost the same near rows / 400 ids. ``floor``: the
+    engine's own limit, kept for small collections; never above 8 192 (a fetch's vectors stay in memory)."""
+    return max(floor, min(rows // 400, 8192))
+
+
 def collection_name(prefix: str, key: Key) -> str:
     """The collection of one index: letters, digits and underscores only, as Milvus requires."""
     return re.sub(r"[^A-Za-z0-9_]", "_", f"{prefix}_{index_name(*key)}")
@@ -214,6 +223,7 @@ class CollectionIndex(VectorIndex):
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
                excluded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        self.collection.fetch_limit = fetch_limit(self.slots.size, self.collection.fetch_limit)
         if allowed is None and self.slots.size and k >= self.slots.size:
             allowed = self.slots.ids  # (every id: Milvus need not count what it holds)
         return self.collection.search(queries, min(k, max(self.slots.size, 1)), allowed, excluded)
