@@ -183,3 +183,41 @@ def test_a_schema_4_library_in_postgresql_is_migrated(tmp_path, postgres):
     with psycopg.connect(url) as conn:
         tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"pending_vectors", "writers", "claims", "items", "windows", "tags", "meta"} <= tables
+
+
+def test_two_writers_making_the_same_meta_row_at_once_do_not_collide(postgres):
+    import threading
+    import time
+
+    from sqlalchemy import select
+
+    from bindsearch.library.database import url_engine
+    from bindsearch.library.schema import Base, Meta, bump_counter, set_meta
+
+    engine = url_engine(postgres.new_database())
+    Base.metadata.create_all(engine)
+    first, second = engine.connect(), engine.connect()
+    errors = []
+
+    def other_writer():
+        try:
+            with second.begin():  # waits on the first's uncommitted rows, then finds them made
+                set_meta(second, "roots", "b")
+                bump_counter(second, "generation:image")
+        except Exception as exc:
+            errors.append(exc)
+
+    with first.begin():
+        set_meta(first, "roots", "a")
+        bump_counter(first, "generation:image")
+        thread = threading.Thread(target=other_writer)
+        thread.start()
+        time.sleep(0.5)
+    thread.join(30)
+    assert not errors, errors
+    with engine.connect() as conn:
+        values = dict(conn.execute(select(Meta.key, Meta.value)).all())
+    assert values == {"roots": "b", "generation:image": "2"}  # both counted, the last write kept
+    first.close()
+    second.close()
+    engine.dispose()

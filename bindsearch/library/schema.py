@@ -169,24 +169,28 @@ class Claim(Base):
 SHARED_WRITE_TABLES = (PendingVector.__table__, Writer.__table__, Claim.__table__)
 
 
-def set_meta(conn: Any, key: str, value: str) -> None:
-    """Set the meta table's ``key`` to ``value`` (a row made if new), inside the caller's transaction."""
-    from sqlalchemy import select, update
-
-    if conn.execute(select(Meta.value).where(Meta.key == key)).first() is None:
-        conn.execute(Meta.__table__.insert().values(key=key, value=value))
+def _upsert(conn: Any) -> Any:
+    """An INSERT into the meta table of the connection's dialect (both take ON CONFLICT)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
     else:
-        conn.execute(update(Meta).where(Meta.key == key).values(value=value))
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(Meta.__table__)
+
+
+def set_meta(conn: Any, key: str, value: str) -> None:
+    """Set the meta table's ``key`` to ``value`` (a row made if new), inside the caller's transaction. One
+    statement: two writers making the row at once (PostgreSQL) do not collide."""
+    insert = _upsert(conn).values(key=key, value=value)
+    conn.execute(insert.on_conflict_do_update(index_elements=["key"], set_={"value": insert.excluded.value}))
 
 
 def bump_counter(conn: Any, key: str) -> int:
     """Add one to the counter ``key`` of the meta table (created at 1), inside the caller's transaction;
-    the new value. One UPDATE, so that writers committing at once (PostgreSQL) each count."""
+    the new value. One statement, so that writers committing at once (PostgreSQL) each count."""
     from sqlalchemy import select, text
 
-    changed = conn.execute(text("UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = :key"),
-                           {"key": key}).rowcount
-    if not changed:
-        conn.execute(Meta.__table__.insert().values(key=key, value="1"))
-        return 1
+    insert = _upsert(conn).values(key=key, value="1")
+    conn.execute(insert.on_conflict_do_update(
+        index_elements=["key"], set_={"value": text("CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)")}))
     return int(conn.execute(select(Meta.value).where(Meta.key == key)).scalar())
