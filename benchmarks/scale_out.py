@@ -20,52 +20,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import tempfile
-import time
 from pathlib import Path
 
 from common import CONFIGS, machine
-from index_throughput import write_folder
-from scale_bindsearch import space_identity
-from scale_data import write_size
-from scale_out_milvus import measure_faiss_engine, measure_milvus_lite, sizes, summary
-from scale_out_ray import measure_ray
+from scale_out_milvus import measure_size, sizes
+from scale_out_ray import measure_on_mixed_folder
 
 
 def backends(root: Path, ns: list[int], dim: int, queries: int, milvus_queries: int, describe: str) -> None:
-    space, fingerprint = space_identity(dim)
     for n in ns:
-        folder = root / f"n{n}"
-
-        def emit(row: dict, n: int = n) -> None:
-            print(json.dumps({"benchmark": "scale_out", "part": "backends", "n": n, "dim": dim, "queries": queries,
-                              "machine": describe, "load_1min": round(os.getloadavg()[0], 2), **row}), flush=True)
-
+        header = {"benchmark": "scale_out", "part": "backends", "n": n, "dim": dim, "queries": queries,
+                  "machine": describe}
         try:
-            started = time.perf_counter()
-            data = write_size(folder, n, dim, queries, space, fingerprint)
-            emit({"system": "data", "measure": "write", "write_s": round(time.perf_counter() - started, 2)})
-            rows = measure_faiss_engine(data, folder, queries)
-            rows += measure_milvus_lite(data, folder, milvus_queries)
-            for row in rows + summary(rows):
-                emit(row)
+            for row in measure_size(root, n, dim, queries, milvus_queries):
+                print(json.dumps({**header, "load_1min": round(os.getloadavg()[0], 2), **row}), flush=True)
         except MemoryError as exc:  # (1M on a small machine: said, the rest still runs)
-            emit({"system": "all", "skipped": f"out of memory: {exc}"})
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            print(json.dumps({**header, "system": "all", "skipped": f"out of memory: {exc}"}), flush=True)
 
 
 def ray_against_local(root: Path, config: str, images: int, sounds: int, rounds: int, batch: int,
                       describe: str) -> None:
-    folder = root / f"mixed-{images}-{sounds}"
-    if not folder.exists():
-        write_folder(folder, images, sounds)
-    space_file = root / f"imagebind-{config}-random.json"
-    space_file.write_text(json.dumps({"model": "imagebind", "checkpoint": None, "config": CONFIGS[config]}))
     common = {"benchmark": "scale_out", "part": "ray", "config": config, "images": images, "sounds": sounds,
               "machine": describe}
-    for row in measure_ray(folder, space_file, images + sounds, rounds=rounds, batch=batch, common=common):
+    for row in measure_on_mixed_folder(root, config, images, sounds, rounds=rounds, batch=batch, common=common):
         print(json.dumps(row), flush=True)
 
 

@@ -213,6 +213,24 @@ def summary(rows: list[dict]) -> list[dict]:
     return out
 
 
+def measure_size(root: Path, n: int, dim: int, queries: int, milvus_queries: int):
+    """The rows of one size, each as it is measured: the data written (and removed after), bindsearch's FAISS
+    engine, Milvus Lite, then one summary row per system."""
+    folder = root / f"n{n}"
+    space, fingerprint = space_identity(dim)
+    try:
+        started = time.perf_counter()
+        data = write_size(folder, n, dim, queries, space, fingerprint)
+        yield {"system": "data", "measure": "write", "write_s": round(time.perf_counter() - started, 2)}
+        rows = measure_faiss_engine(data, folder, queries)
+        yield from rows
+        milvus = measure_milvus_lite(data, folder, milvus_queries)
+        yield from milvus
+        yield from summary(rows + milvus)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=sizes, default=sizes("200000,1000000"))
@@ -221,31 +239,11 @@ def main() -> None:
     parser.add_argument("--milvus-latency-queries", type=int, default=20)
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "bindsearch-scale-out"))
     args = parser.parse_args()
-    root = Path(args.dir)
     describe = machine()
-    space, fingerprint = space_identity(args.dim)
     for n in args.sizes:
-        folder = root / f"n{n}"
-
-        def emit(row: dict, n: int = n) -> None:
+        for row in measure_size(Path(args.dir), n, args.dim, args.queries, args.milvus_latency_queries):
             print(json.dumps({"benchmark": "scale_out", "n": n, "dim": args.dim, "queries": args.queries,
                               "machine": describe, "load_1min": round(os.getloadavg()[0], 2), **row}), flush=True)
-
-        try:
-            started = time.perf_counter()
-            data = write_size(folder, n, args.dim, args.queries, space, fingerprint)
-            emit({"system": "data", "measure": "write", "write_s": round(time.perf_counter() - started, 2)})
-            rows = measure_faiss_engine(data, folder, args.queries)
-            for row in rows:
-                emit(row)
-            milvus = measure_milvus_lite(data, folder, args.milvus_latency_queries)
-            for row in milvus:
-                emit(row)
-            for row in summary(rows + milvus):
-                emit(row)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

@@ -70,6 +70,18 @@ def measure_ray(folder: Path, space_file: Path, files: int, *, rounds: int = 3, 
     return rows
 
 
+def measure_on_mixed_folder(root: Path, config: str, images: int, sounds: int, *, rounds: int, batch: int,
+                            common: dict) -> list[dict]:
+    """``measure_ray`` on ``index_throughput``'s mixed folder (written once under ``root``) with a random
+    ImageBind space of architecture ``config``."""
+    folder = root / f"mixed-{images}-{sounds}"
+    if not folder.exists():
+        write_folder(folder, images, sounds)
+    space_file = root / f"imagebind-{config}-random.json"
+    space_file.write_text(json.dumps({"model": "imagebind", "checkpoint": None, "config": CONFIGS[config]}))
+    return measure_ray(folder, space_file, images + sounds, rounds=rounds, batch=batch, common=common)
+
+
 def _without_init(report: dict) -> float:
     return report["seconds"] - report["ray_startup_seconds"]
 
@@ -88,17 +100,10 @@ def main() -> None:
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "bindsearch-bench"))
     args = parser.parse_args()
 
-    root = Path(args.dir)
-    folder = root / f"mixed-{args.images}-{args.sounds}"
-    if not folder.exists():
-        write_folder(folder, args.images, args.sounds)
-    space_file = root / f"imagebind-{args.config}-random.json"
-    space_file.write_text(json.dumps({"model": "imagebind", "checkpoint": None, "config": CONFIGS[args.config]}))
     common = {"config": args.config, "images": args.images, "sounds": args.sounds}
-    for row in measure_ray(folder, space_file, args.images + args.sounds, rounds=args.rounds,
-                           batch=args.batch_size, common=common):
+    for row in measure_on_mixed_folder(Path(args.dir), args.config, args.images, args.sounds, rounds=args.rounds,
+                                       batch=args.batch_size, common=common):
         print(json.dumps(row), flush=True)
-
 
 if __name__ == "__main__":
     main()
